@@ -1,0 +1,48 @@
+# assoc_lightning: every target runs inside .venv, created and filled by `make install`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat constraints.txt pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: install run test test-ddp lint format bench ig-sweep reproduce-table1 docker clean
+
+install: $(STAMP)
+
+$(STAMP): constraints.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+run: install
+	$(BIN)/assoc fit --config experiments/ig_embedding.yaml
+
+test: install
+	$(BIN)/python -m pytest
+
+test-ddp: install
+	$(BIN)/python -m pytest -k ddp
+
+lint: install
+	$(BIN)/ruff check assoc_lightning tests scripts
+	$(BIN)/ruff format --check assoc_lightning tests scripts
+
+format: install
+	$(BIN)/ruff format assoc_lightning tests scripts
+	$(BIN)/ruff check --fix assoc_lightning tests scripts
+
+# The IG paper's Table 1 sweep of lambda_ig on the embedded digits -> results/ig_lambda_sweep.md
+ig-sweep: install
+	$(BIN)/python scripts/ig_lambda_sweep.py
+
+# Every experiments/*.yaml on the embedded default, same evaluation -> results/table1.{md,csv}
+reproduce-table1: install
+	for cfg in experiments/*.yaml; do \
+	  $(BIN)/assoc fit --config $$cfg --trainer.logger.init_args.save_dir runs/table1 || exit 1; \
+	done
+	$(BIN)/python scripts/make_table1.py runs/table1 --out results/table1
+
+docker:
+	docker build -t assoc_lightning .
+
+clean:
+	rm -rf runs lightning_logs .pytest_cache

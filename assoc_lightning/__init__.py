@@ -1,0 +1,3 @@
+"""assoc_lightning: cross-modal associative representation learning with PyTorch Lightning."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,77 @@
+"""The ``assoc`` command: LightningCLI with any method and any datamodule chosen in YAML.
+
+    assoc fit --config experiments/ig_embedding.yaml
+    assoc fit --config experiments/ig_embedding.yaml --config experiments/base/gpu.yaml
+    assoc fit --print_config --config experiments/ig_embedding.yaml
+
+Methods and datamodules are imported here so YAML may name them bare. The resolved config is
+saved into every run's log dir (and pushed to wandb when a WandbLogger is configured); every
+run also gets a ResultsWriter that appends evaluation metrics to ``results.jsonl``. Errors a
+user can fix (missing dataset, corrupt file, diverged loss) print as one message, not a
+traceback; set ASSOC_DEBUG=1 to see the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+
+from assoc_lightning import data as _data  # noqa: F401  (registers datamodules for bare names)
+from assoc_lightning import methods as _methods  # noqa: F401  (registers methods)
+from assoc_lightning.data.base import AssocDataModule
+from assoc_lightning.errors import AssocError
+from assoc_lightning.eval.results import ResultsWriter
+from assoc_lightning.methods.base import AssociativeMethod
+
+
+class AssocSaveConfig(SaveConfigCallback):
+    """Saves config.yaml to the log dir and, with a WandbLogger, into the wandb run config."""
+
+    def save_config(self, trainer, pl_module, stage) -> None:
+        from lightning.pytorch.loggers import WandbLogger
+
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                config = self.parser.dump(self.config)
+                logger.experiment.config.update({"config_yaml": config}, allow_val_change=True)
+
+
+class AssocCLI(LightningCLI):
+    """LightningCLI in subclass mode for both model and data, seeded by default."""
+
+    def __init__(self, args=None, run: bool = True) -> None:
+        super().__init__(
+            model_class=AssociativeMethod,
+            datamodule_class=AssocDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_callback=AssocSaveConfig,
+            save_config_kwargs={"overwrite": True},
+            seed_everything_default=0,
+            args=args,
+            run=run,
+        )
+
+    def instantiate_trainer(self, **kwargs):
+        trainer = super().instantiate_trainer(**kwargs)
+        configs = self.config.get(self.subcommand, self.config).get("config") or []
+        trainer.callbacks.append(ResultsWriter([str(c) for c in configs]))
+        return trainer
+
+
+def main(args: list[str] | None = None) -> None:
+    """Console entry point ``assoc``."""
+    os.environ.setdefault("WANDB_MODE", "offline")  # wandb stays offline unless the user says
+    try:
+        AssocCLI(args=args)
+    except AssocError as err:
+        if os.environ.get("ASSOC_DEBUG"):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

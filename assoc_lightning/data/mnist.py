@@ -1,0 +1,100 @@
+"""MNIST / Fashion-MNIST from their IDX files (gzipped or not), checked on content.
+
+Accepted layouts: ``<root>/<MNIST|FashionMNIST>/raw/<file>[.gz]`` (torchvision's) or the four
+files directly in ``<root>/<MNIST|FashionMNIST>/`` or ``<root>/``. Integrity is checked on the
+decompressed content (magic number, dims, length), never on archive checksums, so re-compressed
+copies (e.g. Debian's dataset-fashion-mnist) are accepted.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from assoc_lightning.data.base import LabeledDataset
+from assoc_lightning.data.errors import DatasetCorruptError, DatasetNotFoundError
+
+_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+SIZES = {"train": 60000, "test": 10000}
+
+
+def read_idx(path: Path, magic: int | None = None) -> np.ndarray:
+    """Parse an IDX file (optionally gzipped); check the magic number and the data length."""
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as err:
+            raise DatasetCorruptError(
+                path, "a complete gzip stream", str(err), "download it again"
+            ) from err
+    if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] not in _DTYPES:
+        raise DatasetCorruptError(path, "an IDX header (0x0000, type, ndim)", f"bytes {raw[:4]!r}")
+    found_magic = int.from_bytes(raw[:4], "big")
+    if magic is not None and found_magic != magic:
+        raise DatasetCorruptError(path, f"IDX magic {magic}", f"magic {found_magic}")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    dtype = np.dtype(_DTYPES[raw[2]])
+    expected = 4 + 4 * ndim + int(np.prod(dims)) * dtype.itemsize
+    if len(raw) != expected:
+        raise DatasetCorruptError(
+            path,
+            f"{expected} bytes for dims {dims}",
+            f"{len(raw)} bytes",
+            "the file is truncated; download it again",
+        )
+    return np.frombuffer(raw, dtype=dtype, offset=4 + 4 * ndim).reshape(dims)
+
+
+class IDXImages(LabeledDataset):
+    """One split (``train``/``test``) of an IDX image set as ``[1, 28, 28]`` floats in [0, 1]."""
+
+    modality = "image"
+    folder = "MNIST"
+    how_to_get = "https://yann.lecun.com/exdb/mnist/ (or torchvision.datasets.MNIST(download=True))"
+
+    def __init__(self, root: str | Path, split: str) -> None:
+        self.root = Path(root)
+        names = FILES["test" if split == "test" else "train"]
+        img_path, lab_path = (self._find(n) for n in names)
+        images = read_idx(img_path, magic=2051)
+        labels = read_idx(lab_path, magic=2049)
+        if len(images) != len(labels):
+            raise DatasetCorruptError(
+                lab_path, f"{len(images)} labels (one per image)", f"{len(labels)}"
+            )
+        super().__init__(labels.astype(np.int64))
+        self.images = torch.from_numpy(images.astype(np.uint8))
+
+    def _find(self, name: str) -> Path:
+        for d in (self.root / self.folder / "raw", self.root / self.folder, self.root):
+            for candidate in (d / name, d / f"{name}.gz"):
+                if candidate.is_file():
+                    return candidate
+        layout = "\n".join(
+            f"<root>/{self.folder}/raw/{n}[.gz]" for pair in FILES.values() for n in pair
+        )
+        raise DatasetNotFoundError(self.folder, self.root, layout, self.how_to_get, missing=name)
+
+    def load(self, index: int) -> torch.Tensor:
+        return self.images[index].float().div(255.0).unsqueeze(0)
+
+
+class MNISTImages(IDXImages):
+    folder = "MNIST"
+
+
+class FashionMNISTImages(IDXImages):
+    folder = "FashionMNIST"
+    how_to_get = (
+        "https://github.com/zalandoresearch/fashion-mnist (or Debian's dataset-fashion-mnist "
+        "package: /usr/share/datasets/fashion-mnist)"
+    )

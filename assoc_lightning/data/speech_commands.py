@@ -1,0 +1,108 @@
+"""Reader for the Google Speech Commands folder layout (also used by the embedded digits).
+
+Layout: ``<root>/<word>/<speaker>_nohash_<n>.wav`` with ``validation_list.txt`` and
+``testing_list.txt`` naming the validation and test clips (``word/file.wav``); training is
+everything else. ``_background_noise_`` is never a word. Clips are 16 kHz mono; shorter ones
+are zero-padded at the end and longer ones cropped to ``clip_samples``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from assoc_lightning.data.base import LabeledDataset
+from assoc_lightning.data.errors import DatasetCorruptError, DatasetNotFoundError
+
+LAYOUT = """\
+<root>/<word>/<speaker>_nohash_<n>.wav   (16 kHz mono PCM)
+<root>/validation_list.txt               (one word/file.wav per line)
+<root>/testing_list.txt"""
+NOISE_DIR = "_background_noise_"
+
+
+def read_list(path: Path, root: Path, name: str) -> set[str]:
+    if not path.is_file():
+        raise DatasetNotFoundError(
+            name, root, LAYOUT, "see the dataset's documentation", missing=path
+        )
+    return {line.strip() for line in path.read_text().splitlines() if line.strip()}
+
+
+def split_files(
+    root: Path, split: str, words: Sequence[str], name: str = "speech_commands"
+) -> list[str]:
+    """Relative paths (``word/file.wav``) of ``split`` restricted to ``words``, sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetNotFoundError(name, root, LAYOUT, "see the dataset's documentation")
+    val = read_list(root / "validation_list.txt", root, name)
+    test = read_list(root / "testing_list.txt", root, name)
+    files = []
+    for word in words:
+        wdir = root / word
+        if not wdir.is_dir():
+            raise DatasetNotFoundError(
+                name, root, LAYOUT, "see the dataset's documentation", missing=wdir
+            )
+        files += [f"{word}/{p.name}" for p in wdir.glob("*.wav") if "_nohash_" in p.name]
+    if split == "val":
+        chosen = [f for f in files if f in val]
+    elif split == "test":
+        chosen = [f for f in files if f in test]
+    elif split == "train":
+        chosen = [f for f in files if f not in val and f not in test]
+    else:
+        raise ValueError(f"split must be train/val/test, got {split!r}")
+    return sorted(chosen)
+
+
+def speaker_of(relpath: str) -> str:
+    return Path(relpath).name.split("_nohash_")[0]
+
+
+def read_clip(path: Path, sample_rate: int, clip_samples: int) -> torch.Tensor:
+    """A mono float32 waveform padded/cropped to ``clip_samples``; a clear error if unreadable."""
+    try:
+        data, sr = sf.read(path, dtype="float32", always_2d=True)
+    except Exception as err:  # soundfile raises several types for bad files
+        raise DatasetCorruptError(
+            path, "a readable WAV file", f"{type(err).__name__}: {err}"
+        ) from err
+    if sr != sample_rate:
+        raise DatasetCorruptError(path, f"{sample_rate} Hz audio", f"{sr} Hz")
+    wave = data.mean(axis=1)
+    out = np.zeros(clip_samples, dtype=np.float32)
+    n = min(clip_samples, wave.size)
+    out[:n] = wave[:n]
+    return torch.from_numpy(out)
+
+
+class SpeechCommandsClips(LabeledDataset):
+    """One split of a Speech-Commands-layout folder, labelled by position in ``words``."""
+
+    modality = "audio"
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        words: Sequence[str],
+        sample_rate: int = 16000,
+        clip_seconds: float = 1.0,
+        name: str = "speech_commands",
+    ) -> None:
+        self.root = Path(root)
+        self.files = split_files(self.root, split, words, name)
+        index = {w: i for i, w in enumerate(words)}
+        super().__init__([index[f.split("/")[0]] for f in self.files])
+        self.sample_rate = sample_rate
+        self.clip_samples = int(round(sample_rate * clip_seconds))
+        self.speakers = [speaker_of(f) for f in self.files]
+
+    def load(self, index: int) -> torch.Tensor:
+        return read_clip(self.root / self.files[index], self.sample_rate, self.clip_samples)

@@ -1,0 +1,1 @@
+"""Evaluation: metric math (pure functions) and Lightning callbacks that call ``embed()``."""

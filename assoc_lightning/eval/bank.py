@@ -1,0 +1,82 @@
+"""Feature bank: embed an eval set on every rank, gather, drop sampler padding, check the count.
+
+The distributed sampler pads each rank's shard to equal length by repeating items; features
+are therefore kept with their dataset index, gathered from all ranks, de-duplicated by index
+and sorted, and the final count is checked against the dataset size. Features live on the CPU
+in fp32 from the moment they leave the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from lightning.pytorch.utilities import move_data_to_device
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from assoc_lightning.utils.dist import gather_objects, rank, world_size
+
+
+@dataclass
+class Features:
+    """Embeddings of one modality of one split, ordered by dataset index."""
+
+    embeddings: torch.Tensor  # [N, D] or [N, S, D] (S samples per input)
+    labels: torch.Tensor  # [N]
+    indices: torch.Tensor  # [N], sorted, unique
+
+
+def merge_shards(
+    shards: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], expected: int
+) -> Features:
+    """Concatenate per-rank ``(indices, embeddings, labels)``, drop repeated indices, sort, check."""
+    idx = torch.cat([s[0] for s in shards])
+    emb = torch.cat([s[1] for s in shards])
+    lab = torch.cat([s[2] for s in shards])
+    order = torch.argsort(idx, stable=True)
+    idx, emb, lab = idx[order], emb[order], lab[order]
+    keep = torch.ones_like(idx, dtype=torch.bool)
+    keep[1:] = idx[1:] != idx[:-1]
+    idx, emb, lab = idx[keep], emb[keep], lab[keep]
+    if idx.numel() != expected:
+        raise RuntimeError(
+            f"evaluation gathered {idx.numel()} distinct items but the dataset has {expected}; "
+            "an eval loader must visit every item exactly once per rank shard (no drop_last, "
+            "no limit_*_batches on evaluation sets)"
+        )
+    return Features(emb, lab, idx)
+
+
+@torch.no_grad()
+def collect_features(
+    module,
+    dataset: Dataset,
+    modality: str,
+    batch_size: int = 256,
+    num_workers: int = 0,
+    num_samples: int = 0,
+) -> Features:
+    """Embed ``dataset`` with ``module.embed`` (or ``embed_samples`` if ``num_samples > 0``).
+
+    Call on every rank: each rank embeds its shard, then all ranks receive all features.
+    """
+    sampler = None
+    if world_size() > 1:
+        sampler = DistributedSampler(dataset, num_replicas=world_size(), rank=rank(), shuffle=False)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers)
+    was_training = module.training
+    module.eval()
+    idx, emb, lab = [], [], []
+    try:
+        for batch in loader:
+            batch = move_data_to_device(batch, module.device)
+            out = (
+                module.embed_samples(batch, num_samples) if num_samples > 0 else module.embed(batch)
+            )
+            emb.append(out[modality].float().cpu())
+            idx.append(batch["index"].cpu())
+            lab.append(batch["label"].cpu())
+    finally:
+        module.train(was_training)
+    local = (torch.cat(idx), torch.cat(emb), torch.cat(lab))
+    return merge_shards(gather_objects(local), len(dataset))

@@ -1,0 +1,10 @@
+"""All methods, by name. YAML can name a class bare (``class_path: IGEmbedding``)."""
+
+from assoc_lightning.methods.base import AssociativeMethod
+from assoc_lightning.methods.ig_embedding import IGEmbedding
+
+METHODS: dict[str, type[AssociativeMethod]] = {
+    IGEmbedding.name: IGEmbedding,
+}
+
+__all__ = ["METHODS", "AssociativeMethod", "IGEmbedding"]

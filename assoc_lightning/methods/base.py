@@ -1,0 +1,53 @@
+"""AssociativeMethod: the one promise every method keeps, plus small shared helpers.
+
+    embed(batch) -> {"audio": Tensor[N, D], "image": Tensor[N, D]}   # modalities present only
+
+Evaluation callbacks only ever call ``embed`` (and ``embed_samples`` for stochastic
+embeddings), so a new method gets every evaluation and a new evaluation works for every
+method. No method logic lives here.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from lightning.pytorch import LightningModule
+
+from assoc_lightning.errors import TrainingDivergedError
+
+
+class AssociativeMethod(LightningModule):
+    """Base class of all methods. Subclasses set ``name`` and implement ``embed``."""
+
+    name: ClassVar[str] = ""
+
+    def embed(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Embeddings ``[N, D]`` for each modality present in ``batch`` (``audio``/``image``)."""
+        raise NotImplementedError
+
+    def embed_samples(self, batch: dict, num_samples: int) -> dict[str, torch.Tensor]:
+        """``num_samples`` embeddings per input, ``[N, S, D]``; deterministic methods repeat."""
+        return {k: v.unsqueeze(1).expand(-1, num_samples, -1) for k, v in self.embed(batch).items()}
+
+    def log_losses(self, losses: dict[str, torch.Tensor], stage: str, batch_size: int) -> None:
+        """Log every term as ``{stage}/{name}``; stop with a clear error if ``loss`` is not finite."""
+        total = losses["loss"]
+        if not torch.isfinite(total):
+            terms = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
+            raise TrainingDivergedError(
+                f"{type(self).__name__}: non-finite {stage} loss at step {self.global_step} "
+                f"(epoch {self.current_epoch}): {terms}. The last checkpoint is intact; try a "
+                "lower learning rate, bf16 instead of fp16, or check the inputs for NaNs."
+            )
+        on_step = stage == "train"
+        for key, value in losses.items():
+            self.log(
+                f"{stage}/{key}",
+                value.detach(),
+                on_step=on_step,
+                on_epoch=not on_step,
+                prog_bar=key == "loss",
+                batch_size=batch_size,
+                sync_dist=not on_step,
+            )

@@ -1,0 +1,66 @@
+"""Image and audio trunks. Paper-specific conv nets live here; named timm/torchvision
+trunks join as the methods that need them land."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _act_norm(channels: int, batch_norm: bool, dims: int = 2) -> list[nn.Module]:
+    norm = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}[dims]
+    return ([norm(channels)] if batch_norm else []) + [nn.ReLU(inplace=True)]
+
+
+class LeidalImageEncoder(nn.Module):
+    """The IG-embedding paper's image trunk for 1x28x28 digits -> a 512-d hidden vector.
+
+    Conv3x3/64 s1 -> Conv3x3/128 s2 -> Conv3x3/256 s2 (7x7) -> FC 512, ReLU after each.
+    ``batch_norm`` adds BN after every layer (off by default: the paper describes none).
+    """
+
+    out_features = 512
+
+    def __init__(
+        self, in_channels: int = 1, image_size: int = 28, batch_norm: bool = False
+    ) -> None:
+        super().__init__()
+        side = (image_size + 3) // 4
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, 64, 3, 1, 1), *_act_norm(64, batch_norm),
+            nn.Conv2d(64, 128, 3, 2, 1), *_act_norm(128, batch_norm),
+            nn.Conv2d(128, 256, 3, 2, 1), *_act_norm(256, batch_norm),
+            nn.Flatten(),
+            nn.Linear(256 * side * side, 512), *_act_norm(512, batch_norm, dims=1),
+        )  # fmt: skip
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.net(image)
+
+
+class HsuAudioEncoder(nn.Module):
+    """Hsu et al.'s (Interspeech 2017) fbank encoder: ``[B, T, F]`` features -> 512-d hidden.
+
+    Conv 64 with a 1xF kernel (one frame, all bins, 'valid') -> Conv 128 (3x1, stride 2x1,
+    'same') -> Conv 256 (3x1, stride 2x1, 'same') -> FC 512, ReLU after each. With the
+    frequency axis collapsed by the first layer these are 1-D convolutions over time.
+    ``batch_norm`` adds Hsu's BN after every layer (off by default, see METHODS.md 3.1).
+    """
+
+    out_features = 512
+
+    def __init__(
+        self, num_mel_bins: int = 80, num_frames: int = 100, batch_norm: bool = False
+    ) -> None:
+        super().__init__()
+        t = (((num_frames + 1) // 2) + 1) // 2
+        self.net = nn.Sequential(
+            nn.Conv1d(num_mel_bins, 64, 1), *_act_norm(64, batch_norm, dims=1),
+            nn.Conv1d(64, 128, 3, 2, 1), *_act_norm(128, batch_norm, dims=1),
+            nn.Conv1d(128, 256, 3, 2, 1), *_act_norm(256, batch_norm, dims=1),
+            nn.Flatten(),
+            nn.Linear(256 * t, 512), *_act_norm(512, batch_norm, dims=1),
+        )  # fmt: skip
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.net(feats.transpose(1, 2))  # [B, F, T]: frequency bins as channels

@@ -1,0 +1,41 @@
+"""Distributed helpers that are no-ops on a single process."""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` from every rank along dim 0, keeping gradients for all slices.
+
+    Used by every contrastive loss so that negatives come from the global batch. The
+    local slice stays the autograd-connected tensor; gradients for other ranks' slices
+    flow back through ``torch.distributed.nn.all_gather``.
+    """
+    if not is_distributed() or world_size() == 1:
+        return x
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(x.contiguous()), dim=0)
+
+
+def gather_objects(obj):
+    """All ranks get the list of every rank's ``obj`` (picklable)."""
+    if not is_distributed():
+        return [obj]
+    out = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out

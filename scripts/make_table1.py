@@ -1,0 +1,85 @@
+"""Build results/table1.{md,csv} from the results.jsonl files of finished runs.
+
+One row per method (the newest run of each), the test-split metrics of the shared evaluation
+suite as columns, and the paper's headline number where one applies.
+
+    python scripts/make_table1.py runs/table1 --out results/table1
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+COLUMNS = [
+    ("knn_top1/image", "image kNN top-1"),
+    ("knn_top1/audio", "audio kNN top-1"),
+    ("linear_top1/image", "image linear top-1"),
+    ("linear_top1/audio", "audio linear top-1"),
+    ("retrieval/a2i_r1", "a2i R@1"),
+    ("retrieval/a2i_map", "a2i mAP"),
+    ("retrieval/i2a_r1", "i2a R@1"),
+    ("retrieval/i2a_map", "i2a mAP"),
+    ("cluster_purity", "cluster purity"),
+    ("modality_acc", "modality acc"),
+]
+# method -> (metric, paper value, where the paper's number comes from)
+HEADLINE = {
+    "ig_embedding": ("cluster_purity", 0.984, "purity, MNIST+TIDIGITS, lambda 2.15e-2 (Table 1)"),
+}
+
+
+def latest_results(root: Path) -> dict[str, dict[str, float]]:
+    """method -> {metric: value} from the newest results.jsonl per method (test split)."""
+    by_method: dict[str, tuple[float, dict[str, float]]] = {}
+    for path in root.rglob("results.jsonl"):
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        test = [r for r in records if r["split"] == "test"]
+        if not test:
+            continue
+        method, stamp = test[-1]["method"], path.stat().st_mtime
+        if method not in by_method or stamp > by_method[method][0]:
+            by_method[method] = (stamp, {r["metric"]: r["value"] for r in test})
+    return {m: v for m, (_, v) in sorted(by_method.items())}
+
+
+def build(root: Path, out: Path) -> str:
+    results = latest_results(root)
+    header = ["method"] + [label for _, label in COLUMNS] + ["paper headline", "ours (same metric)"]
+    rows = []
+    for method, metrics in results.items():
+        row = [method] + [f"{metrics[k]:.3f}" if k in metrics else "-" for k, _ in COLUMNS]
+        if method in HEADLINE:
+            key, value, where = HEADLINE[method]
+            row += [f"{value:.3f} ({where})", f"{metrics[key]:.3f}" if key in metrics else "-"]
+        else:
+            row += ["-", "-"]
+        rows.append(row)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.with_suffix(".csv").open("w", newline="") as f:
+        csv.writer(f).writerows([header, *rows])
+    md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    md += ["| " + " | ".join(r) + " |" for r in rows]
+    text = (
+        "# Table 1: every method on the embedded spoken/handwritten digits (test split)\n\n"
+        "Built by `make reproduce-table1` from each run's results.jsonl; '-' marks an "
+        "evaluation that does not apply or has not run.\n\n" + "\n".join(md) + "\n"
+    )
+    out.with_suffix(".md").write_text(text)
+    return text
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("root", type=Path, help="folder searched for results.jsonl files")
+    ap.add_argument("--out", type=Path, default=Path("results/table1"))
+    args = ap.parse_args()
+    print(build(args.root, args.out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+import soundfile as sf
+
+from assoc_lightning.data.errors import DatasetCorruptError, DatasetNotFoundError
+from assoc_lightning.data.speech_commands import SpeechCommandsClips
+
+
+def make_gsc(root, words=("yes", "no"), speakers=("aaaa1111", "bbbb2222", "cccc3333")):
+    for w in words:
+        (root / w).mkdir(parents=True)
+        for s in speakers:
+            sf.write(root / w / f"{s}_nohash_0.wav", np.full(8000, 0.25, np.float32), 16000)
+    (root / "_background_noise_").mkdir()
+    sf.write(root / "_background_noise_" / "white_noise.wav", np.zeros(16000, np.float32), 16000)
+    (root / "validation_list.txt").write_text(
+        "".join(f"{w}/bbbb2222_nohash_0.wav\n" for w in words)
+    )
+    (root / "testing_list.txt").write_text("".join(f"{w}/cccc3333_nohash_0.wav\n" for w in words))
+
+
+def test_splits_labels_and_padding(tmp_path):
+    make_gsc(tmp_path)
+    train = SpeechCommandsClips(tmp_path, "train", ["yes", "no"])
+    val = SpeechCommandsClips(tmp_path, "val", ["yes", "no"])
+    test = SpeechCommandsClips(tmp_path, "test", ["no"])
+    assert train.files == ["no/aaaa1111_nohash_0.wav", "yes/aaaa1111_nohash_0.wav"]
+    assert train.labels.tolist() == [1, 0]
+    assert val.speakers == ["bbbb2222", "bbbb2222"]
+    assert test.files == ["no/cccc3333_nohash_0.wav"] and test.labels.tolist() == [0]
+    item = train[0]
+    assert item["audio"].shape == (16000,)
+    assert item["audio"][:8000].allclose(item["audio"].new_full((8000,), 0.25), atol=1e-4)
+    assert (item["audio"][8000:] == 0).all()  # short clip zero-padded at the end
+    assert item["label"] == 1 and item["index"] == 0
+
+
+def test_missing_root_list_and_word(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="expected layout"):
+        SpeechCommandsClips(tmp_path / "nope", "train", ["yes"])
+    make_gsc(tmp_path)
+    (tmp_path / "testing_list.txt").unlink()
+    with pytest.raises(DatasetNotFoundError, match="testing_list.txt"):
+        SpeechCommandsClips(tmp_path, "train", ["yes"])
+
+
+def test_missing_word_folder(tmp_path):
+    make_gsc(tmp_path)
+    with pytest.raises(DatasetNotFoundError, match="missing: .*maybe"):
+        SpeechCommandsClips(tmp_path, "train", ["yes", "maybe"])
+
+
+def test_corrupt_and_wrong_rate_clips(tmp_path):
+    make_gsc(tmp_path)
+    (tmp_path / "yes" / "aaaa1111_nohash_0.wav").write_bytes(b"RIFF\x00\x00garbage")
+    ds = SpeechCommandsClips(tmp_path, "train", ["yes", "no"])
+    with pytest.raises(DatasetCorruptError, match="aaaa1111_nohash_0.wav"):
+        ds[1]
+    sf.write(tmp_path / "no" / "aaaa1111_nohash_0.wav", np.zeros(800, np.float32), 8000)
+    with pytest.raises(DatasetCorruptError, match="16000 Hz"):
+        ds[0]
