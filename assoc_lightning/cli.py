@@ -22,6 +22,7 @@ from assoc_lightning import data as _data  # noqa: F401  (registers datamodules 
 from assoc_lightning import methods as _methods  # noqa: F401  (registers methods)
 from assoc_lightning.data.base import AssocDataModule
 from assoc_lightning.errors import AssocError
+from assoc_lightning.eval.callbacks import EvaluationSuite
 from assoc_lightning.eval.results import ResultsWriter
 from assoc_lightning.methods.base import AssociativeMethod
 
@@ -54,11 +55,25 @@ class AssocCLI(LightningCLI):
             run=run,
         )
 
+    def add_arguments_to_parser(self, parser) -> None:
+        # The shared evaluation (kNN, linear probe, retrieval) is on for every run; configure
+        # it under `eval:` (experiments/base/eval.yaml) or turn parts off there.
+        parser.add_lightning_class_args(EvaluationSuite, "eval")
+
     def instantiate_trainer(self, **kwargs):
         trainer = super().instantiate_trainer(**kwargs)
         configs = self.config.get(self.subcommand, self.config).get("config") or []
         trainer.callbacks.append(ResultsWriter([str(c) for c in configs]))
         return trainer
+
+    def after_fit(self) -> None:
+        """Save the final weights as last.ckpt when training stopped between checkpoint saves
+        (max_steps, max_time, every_n_epochs > 1), so the end of a run is never lost."""
+        cb = self.trainer.checkpoint_callback
+        if cb is None or cb.dirpath is None or not getattr(cb, "save_last", False):
+            return
+        if getattr(cb, "_last_global_step_saved", None) != self.trainer.global_step:
+            self.trainer.save_checkpoint(os.path.join(cb.dirpath, "last.ckpt"))
 
 
 def main(args: list[str] | None = None) -> None:

@@ -123,8 +123,9 @@ class AssocDataModule(LightningDataModule):
     Args:
         data_dir: where datasets live or are generated; ``None`` -> ``$ASSOC_DATA_DIR`` ->
             ``~/.cache/assoc/data``.
-        batch_size: pairs per training batch (per device).
-        eval_batch_size: items per batch in evaluation loaders.
+        batch_size: pairs per batch (per device) in training, and in the validation/test loss
+            loops so that losses whose negatives come from the batch stay comparable.
+        eval_batch_size: items per batch when evaluation callbacks embed a split.
         num_workers: DataLoader worker processes.
         seed: seed for fixed validation/test pairings and any data-side sampling.
     """
@@ -153,7 +154,7 @@ class AssocDataModule(LightningDataModule):
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
         return DataLoader(
             dataset,
-            batch_size=self.batch_size if train else self.eval_batch_size,
+            batch_size=self.batch_size,
             shuffle=train,
             drop_last=train,
             num_workers=self.num_workers,
@@ -168,6 +169,14 @@ class AssocDataModule(LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.paired["test"], train=False)
+
+    def pair_dataset(self, split: str) -> Dataset:
+        """The fixed pairs of ``split`` (validation/test), for cross-modal retrieval."""
+        if split not in self.paired:
+            raise KeyError(
+                f"split {split!r} is not set up; call setup() first (have {list(self.paired)})"
+            )
+        return self.paired[split]
 
     def eval_dataset(self, split: str, modality: str) -> LabeledDataset:
         """The whole ``split`` of one modality, with evaluation transforms, for callbacks."""

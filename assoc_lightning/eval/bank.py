@@ -8,6 +8,7 @@ in fp32 from the moment they leave the model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -51,14 +52,18 @@ def merge_shards(
 def collect_features(
     module,
     dataset: Dataset,
-    modality: str,
+    modalities: Sequence[str],
     batch_size: int = 256,
     num_workers: int = 0,
     num_samples: int = 0,
-) -> Features:
-    """Embed ``dataset`` with ``module.embed`` (or ``embed_samples`` if ``num_samples > 0``).
+    seed: int = 0,
+) -> dict[str, Features]:
+    """Embed ``dataset`` with ``module.embed`` (or ``embed_samples`` if ``num_samples > 0``;
+    ``seed`` then fixes each item's samples independently of batching and ranks).
 
-    Call on every rank: each rank embeds its shard, then all ranks receive all features.
+    Items carry ``index`` and ``label``; every modality in ``modalities`` is read from the same
+    items (one for a single-modality eval set, both for a paired one). Call on every rank:
+    each rank embeds its shard, then all ranks receive all features.
     """
     sampler = None
     if world_size() > 1:
@@ -66,17 +71,21 @@ def collect_features(
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers)
     was_training = module.training
     module.eval()
-    idx, emb, lab = [], [], []
+    idx, lab = [], []
+    emb: dict[str, list[torch.Tensor]] = {m: [] for m in modalities}
     try:
         for batch in loader:
             batch = move_data_to_device(batch, module.device)
-            out = (
-                module.embed_samples(batch, num_samples) if num_samples > 0 else module.embed(batch)
-            )
-            emb.append(out[modality].float().cpu())
+            if num_samples > 0:
+                out = module.embed_samples(batch, num_samples, seed=seed)
+            else:
+                out = module.embed(batch)
+            for m in modalities:
+                emb[m].append(out[m].float().cpu())
             idx.append(batch["index"].cpu())
             lab.append(batch["label"].cpu())
     finally:
         module.train(was_training)
-    local = (torch.cat(idx), torch.cat(emb), torch.cat(lab))
-    return merge_shards(gather_objects(local), len(dataset))
+    local_idx, local_lab = torch.cat(idx), torch.cat(lab)
+    shards = gather_objects({m: (local_idx, torch.cat(e), local_lab) for m, e in emb.items()})
+    return {m: merge_shards([s[m] for s in shards], len(dataset)) for m in modalities}

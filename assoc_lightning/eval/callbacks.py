@@ -1,12 +1,12 @@
 """Evaluation callbacks. Each calls ``embed`` on the datamodule's eval sets; none trains.
 
-Shared protocol (``EmbeddingEvalCallback``): skipped during the sanity check; on validation
-every ``every_n_epochs`` epochs (split ``val``); once at the end of training on
+Shared protocol (``EmbeddingEvalCallback``): skipped during the sanity check; at the end of
+every ``every_n_epochs``-th validation epoch (split ``val``; always on ``assoc validate``); once at the end of training on
 ``final_split`` (``test`` by default, so ``assoc fit`` reports test numbers); and on
 ``assoc test``. Features are gathered from all ranks and de-duplicated (``eval/bank.py``),
 metrics are computed on rank 0 in fp32/fp64, broadcast, logged as ``{split}/{metric}`` and
-appended to results.jsonl. Sampling during evaluation uses its own seeded RNG, so running an
-evaluation never changes the training run's random stream.
+appended to results.jsonl. Sampled embeddings are seeded per item, so results do not depend on
+the number of ranks, and evaluating never changes the training run's random stream.
 """
 
 from __future__ import annotations
@@ -21,42 +21,61 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from assoc_lightning.eval.bank import Features, collect_features
 from assoc_lightning.eval.clustering import kmeans_purity
+from assoc_lightning.eval.knn import knn_accuracy, majority_knn_select_k
+from assoc_lightning.eval.linear_probe import linear_probe_accuracy
 from assoc_lightning.eval.modality import modality_svm_accuracy
 from assoc_lightning.eval.results import results_writer
+from assoc_lightning.eval.retrieval import class_match_at_k, instance_metrics, instance_ranks
 from assoc_lightning.utils.dist import rank
 
-# Features computed once per (trainer, split, modality, samples, step) and shared by callbacks.
+# Features computed once per (trainer, training step) and shared by every callback.
 _FEATURE_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def eval_features(
-    trainer: Trainer, pl_module: LightningModule, split: str, num_samples: int, seed: int
-) -> dict[str, Features]:
-    """Features of every modality of ``split``; cached until the next training step."""
+def _datamodule(trainer: Trainer):
     dm = trainer.datamodule
     if dm is None or not hasattr(dm, "eval_dataset"):
         raise RuntimeError(
             "evaluation callbacks need an AssocDataModule (with eval_dataset(split, modality)); "
             f"got {type(dm).__name__}"
         )
-    key = (split, num_samples, seed, trainer.global_step, trainer.current_epoch)
+    return dm
+
+
+def eval_features(
+    trainer: Trainer,
+    pl_module: LightningModule,
+    split: str,
+    num_samples: int = 0,
+    seed: int = 0,
+    paired: bool = False,
+) -> dict[str, Features]:
+    """Features of every modality of ``split`` (of its fixed pairs with ``paired=True``).
+
+    Computed once per training step and shared between callbacks. Sampled embeddings are
+    seeded per item (``embed_samples(..., seed)``): the same on any number of ranks, and the
+    training run's random stream is never touched.
+    """
+    dm = _datamodule(trainer)
+    stamp = (trainer.global_step, trainer.current_epoch, str(trainer.state.fn))
     cache = _FEATURE_CACHE.setdefault(trainer, {})
-    if key not in cache:
+    if cache.get("stamp") != stamp:
         cache.clear()
+        cache["stamp"] = stamp
+    key = (split, num_samples, seed, paired)
+    if key not in cache:
+        args = (dm.eval_batch_size, dm.num_workers, num_samples, seed)
         devices = [pl_module.device] if pl_module.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            cache[key] = {
-                m: collect_features(
-                    pl_module,
-                    dm.eval_dataset(split, m),
-                    m,
-                    dm.eval_batch_size,
-                    dm.num_workers,
-                    num_samples,
+        with torch.random.fork_rng(devices=devices):  # loaders draw from the global RNG
+            if paired:
+                cache[key] = collect_features(
+                    pl_module, dm.pair_dataset(split), dm.modalities, *args
                 )
-                for m in dm.modalities
-            }
+            else:
+                cache[key] = {
+                    m: collect_features(pl_module, dm.eval_dataset(split, m), [m], *args)[m]
+                    for m in dm.modalities
+                }
     return cache[key]
 
 
@@ -96,9 +115,11 @@ class EmbeddingEvalCallback(Callback):
         self.num_samples = num_samples
         self.seed = seed
 
-    def compute(
-        self, features: dict[str, Features], log_dir: Path, split: str, trainer: Trainer
-    ) -> dict[str, float]:
+    def features(self, trainer: Trainer, pl_module: LightningModule, split: str):
+        """The gathered features :meth:`compute` needs; runs on every rank."""
+        return eval_features(trainer, pl_module, split, self.num_samples, self.seed)
+
+    def compute(self, features, log_dir: Path, split: str, trainer: Trainer) -> dict[str, float]:
         """Metric values from gathered features; runs on rank 0 only."""
         raise NotImplementedError
 
@@ -106,7 +127,7 @@ class EmbeddingEvalCallback(Callback):
         self, trainer: Trainer, pl_module: LightningModule, split: str, via_module_log: bool
     ) -> dict:
         """Run on every rank: gather features, compute on rank 0, broadcast, log, record."""
-        features = eval_features(trainer, pl_module, split, self.num_samples, self.seed)
+        features = self.features(trainer, pl_module, split)
         log_dir = Path(trainer.log_dir or trainer.default_root_dir)  # a broadcast: all ranks
         metrics = self.compute(features, log_dir, split, trainer) if rank() == 0 else None
         metrics = trainer.strategy.broadcast(metrics, src=0)
@@ -124,9 +145,13 @@ class EmbeddingEvalCallback(Callback):
         return metrics
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if trainer.sanity_checking or self.every_n_epochs <= 0:
+        if trainer.sanity_checking:
             return
-        if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+        if (
+            trainer.state.fn == "validate"
+            or self.every_n_epochs > 0
+            and (trainer.current_epoch + 1) % self.every_n_epochs == 0
+        ):  # `assoc validate`: always evaluate
             self.evaluate(trainer, pl_module, self.val_split, via_module_log=True)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -297,3 +322,208 @@ class TSNEPlotCallback(EmbeddingEvalCallback):
             if isinstance(logger, WandbLogger):
                 logger.log_image(key=f"{split}/tsne", images=[str(path)])
         return {}
+
+
+class KNNCallback(EmbeddingEvalCallback):
+    """kNN classification of each modality's embeddings, the train split as the bank.
+
+    Logs ``knn_top1/{modality}`` (weighted cosine vote, ``ks[0]`` neighbours, temperature
+    ``temperature``), ``knn_top1_k{k}/{modality}`` for the other ``ks``, and the BMA-Memory /
+    ACIVW protocol ``knn_majority_top1/{modality}``: majority vote with k chosen on the
+    validation split from ``majority_k_grid`` (the chosen k as ``knn_majority_k/{modality}``).
+
+    Args:
+        ks: neighbour counts for the weighted vote (200 and 20).
+        temperature: temperature of the exp(sim / T) weights (0.1).
+        majority_k_grid: candidate k for the majority-vote protocol (empty: skip it).
+        query_chunk, bank_chunk: chunk sizes bounding memory of the similarity blocks.
+        every_n_epochs, val_split, final_split, seed: see EmbeddingEvalCallback.
+    """
+
+    def __init__(
+        self,
+        ks: tuple[int, ...] = (200, 20),
+        temperature: float = 0.1,
+        majority_k_grid: tuple[int, ...] = (7, 9, 11, 13, 15),
+        query_chunk: int = 4096,
+        bank_chunk: int = 65536,
+        every_n_epochs: int = 1,
+        val_split: str = "val",
+        final_split: str | None = "test",
+        seed: int = 0,
+    ) -> None:
+        super().__init__(every_n_epochs, val_split, final_split, 0, seed)
+        self.ks, self.temperature = tuple(ks), temperature
+        self.majority_k_grid = tuple(majority_k_grid)
+        self.query_chunk, self.bank_chunk = query_chunk, bank_chunk
+
+    def features(self, trainer, pl_module, split):
+        splits = {"train", self.val_split, split}
+        return {s: eval_features(trainer, pl_module, s, 0, self.seed) for s in sorted(splits)}
+
+    def compute(self, features, log_dir, split, trainer):
+        num_classes = _datamodule(trainer).num_classes or None
+        train, val, test = features["train"], features[self.val_split], features[split]
+        out = {}
+        for m in test:
+            accs = knn_accuracy(
+                train[m].embeddings, train[m].labels, test[m].embeddings, test[m].labels,
+                self.ks, self.temperature, num_classes, self.query_chunk, self.bank_chunk,
+            )  # fmt: skip
+            for i, k in enumerate(self.ks):
+                out[f"knn_top1/{m}" if i == 0 else f"knn_top1_k{k}/{m}"] = accs[k]
+            if self.majority_k_grid:
+                k, _, acc = majority_knn_select_k(
+                    train[m].embeddings, train[m].labels, val[m].embeddings, val[m].labels,
+                    test[m].embeddings, test[m].labels, self.majority_k_grid, num_classes,
+                )  # fmt: skip
+                out[f"knn_majority_top1/{m}"] = acc
+                out[f"knn_majority_k/{m}"] = float(k)
+        return out
+
+
+class LinearProbeCallback(EmbeddingEvalCallback):
+    """Logistic regression on frozen, standardized train-split features: ``linear_top1/{m}``.
+
+    C is chosen on the validation split when evaluating another split (on the validation
+    split itself, the middle of the grid is used, so no number is tuned on what it reports).
+
+    Args:
+        c_grid: inverse regularization strengths searched.
+        max_iter: L-BFGS iterations.
+        every_n_epochs, val_split, final_split, seed: see EmbeddingEvalCallback.
+    """
+
+    def __init__(
+        self,
+        c_grid: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0),
+        max_iter: int = 1000,
+        every_n_epochs: int = 1,
+        val_split: str = "val",
+        final_split: str | None = "test",
+        seed: int = 0,
+    ) -> None:
+        super().__init__(every_n_epochs, val_split, final_split, 0, seed)
+        self.c_grid, self.max_iter = tuple(c_grid), max_iter
+
+    def features(self, trainer, pl_module, split):
+        splits = {"train", self.val_split, split}
+        return {s: eval_features(trainer, pl_module, s, 0, self.seed) for s in sorted(splits)}
+
+    def compute(self, features, log_dir, split, trainer):
+        train, val, test = features["train"], features[self.val_split], features[split]
+        out = {}
+        for m in test:
+            use_val = split != self.val_split
+            acc, _ = linear_probe_accuracy(
+                train[m].embeddings.numpy(), train[m].labels.numpy(),
+                test[m].embeddings.numpy(), test[m].labels.numpy(),
+                val[m].embeddings.numpy() if use_val else None,
+                val[m].labels.numpy() if use_val else None,
+                self.c_grid, self.max_iter,
+            )  # fmt: skip
+            out[f"linear_top1/{m}"] = acc
+        return out
+
+
+class RetrievalCallback(EmbeddingEvalCallback):
+    """Audio->image and image->audio retrieval on the split's fixed pairs.
+
+    Instance level (C-MCR): ``retrieval/{a2i,i2a}_r{K}``, ``_map``, ``_medr``. Class match
+    (BMA-Memory Table 3): ``retrieval/{a2i,i2a}_class_r{K}``: a hit when any of the top K has
+    the query's class.
+
+    Args:
+        ks: K for instance-level recall (1, 5, 10).
+        class_ks: K for class-match accuracy (1..5).
+        chunk: queries per similarity block.
+        every_n_epochs, val_split, final_split, seed: see EmbeddingEvalCallback.
+    """
+
+    def __init__(
+        self,
+        ks: tuple[int, ...] = (1, 5, 10),
+        class_ks: tuple[int, ...] = (1, 2, 3, 4, 5),
+        chunk: int = 4096,
+        every_n_epochs: int = 1,
+        val_split: str = "val",
+        final_split: str | None = "test",
+        seed: int = 0,
+    ) -> None:
+        super().__init__(every_n_epochs, val_split, final_split, 0, seed)
+        self.ks, self.class_ks, self.chunk = tuple(ks), tuple(class_ks), chunk
+
+    def features(self, trainer, pl_module, split):
+        return eval_features(trainer, pl_module, split, 0, self.seed, paired=True)
+
+    def compute(self, features, log_dir, split, trainer):
+        out = {}
+        for name, (q, g) in {"a2i": ("audio", "image"), "i2a": ("image", "audio")}.items():
+            fq, fg = features[q], features[g]
+            ranks = instance_ranks(fq.embeddings, fg.embeddings, self.chunk)
+            out.update(
+                {f"retrieval/{name}_{k}": v for k, v in instance_metrics(ranks, self.ks).items()}
+            )
+            hits = class_match_at_k(
+                fq.embeddings, fq.labels, fg.embeddings, fg.labels, self.class_ks, self.chunk
+            )
+            out.update({f"retrieval/{name}_class_r{k}": v for k, v in hits.items()})
+        return out
+
+
+class EvaluationSuite(Callback):
+    """The shared evaluation every experiment runs: kNN, linear probe and retrieval.
+
+    The CLI adds it to every run as the ``eval`` config group (``experiments/base/eval.yaml``),
+    so all methods report the same metrics. Each part is also usable on its own as a callback.
+
+    Args:
+        knn, linear_probe, retrieval: which parts run.
+        every_n_epochs: evaluate at every n-th validation epoch (validation itself runs every
+            ``trainer.check_val_every_n_epoch`` epochs).
+        final_split: split evaluated once when training ends (``None``: skip).
+        knn_ks, knn_temperature, knn_majority_k_grid: see KNNCallback.
+        linear_c_grid: see LinearProbeCallback.
+        retrieval_ks, retrieval_class_ks: see RetrievalCallback.
+        chunk: queries per similarity block (bounds memory).
+        seed: seed for any sampling in the evaluation.
+    """
+
+    def __init__(
+        self,
+        knn: bool = True,
+        linear_probe: bool = True,
+        retrieval: bool = True,
+        every_n_epochs: int = 1,
+        final_split: str | None = "test",
+        knn_ks: tuple[int, ...] = (200, 20),
+        knn_temperature: float = 0.1,
+        knn_majority_k_grid: tuple[int, ...] = (7, 9, 11, 13, 15),
+        linear_c_grid: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0),
+        retrieval_ks: tuple[int, ...] = (1, 5, 10),
+        retrieval_class_ks: tuple[int, ...] = (1, 2, 3, 4, 5),
+        chunk: int = 4096,
+        seed: int = 0,
+    ) -> None:
+        common = {"every_n_epochs": every_n_epochs, "final_split": final_split, "seed": seed}
+        self.parts: list[EmbeddingEvalCallback] = []
+        if knn:
+            self.parts.append(
+                KNNCallback(knn_ks, knn_temperature, knn_majority_k_grid, chunk, **common)
+            )
+        if linear_probe:
+            self.parts.append(LinearProbeCallback(linear_c_grid, **common))
+        if retrieval:
+            self.parts.append(RetrievalCallback(retrieval_ks, retrieval_class_ks, chunk, **common))
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        for part in self.parts:
+            part.on_validation_epoch_end(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module):
+        for part in self.parts:
+            part.on_train_end(trainer, pl_module)
+
+    def on_test_epoch_end(self, trainer, pl_module):
+        for part in self.parts:
+            part.on_test_epoch_end(trainer, pl_module)

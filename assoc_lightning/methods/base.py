@@ -26,8 +26,14 @@ class AssociativeMethod(LightningModule):
         """Embeddings ``[N, D]`` for each modality present in ``batch`` (``audio``/``image``)."""
         raise NotImplementedError
 
-    def embed_samples(self, batch: dict, num_samples: int) -> dict[str, torch.Tensor]:
-        """``num_samples`` embeddings per input, ``[N, S, D]``; deterministic methods repeat."""
+    def embed_samples(
+        self, batch: dict, num_samples: int, seed: int | None = None
+    ) -> dict[str, torch.Tensor]:
+        """``num_samples`` embeddings per input, ``[N, S, D]``; deterministic methods repeat.
+
+        With ``seed``, stochastic methods must make item i's samples a function of
+        ``(seed, batch["index"][i])`` only, so evaluation is independent of batching and ranks.
+        """
         return {k: v.unsqueeze(1).expand(-1, num_samples, -1) for k, v in self.embed(batch).items()}
 
     def log_losses(self, losses: dict[str, torch.Tensor], stage: str, batch_size: int) -> None:

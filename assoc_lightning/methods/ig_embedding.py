@@ -111,10 +111,16 @@ class IGEmbedding(AssociativeMethod):
     def embed(self, batch: dict) -> dict[str, torch.Tensor]:
         return {m: mu for m, (mu, _) in self.posteriors(batch).items()}
 
-    def embed_samples(self, batch: dict, num_samples: int) -> dict[str, torch.Tensor]:
-        return {
-            m: reparameterize(mu, lv, num_samples) for m, (mu, lv) in self.posteriors(batch).items()
-        }
+    def embed_samples(
+        self, batch: dict, num_samples: int, seed: int | None = None
+    ) -> dict[str, torch.Tensor]:
+        seeds = None
+        if seed is not None:
+            seeds = batch["index"].cpu() * 1_000_003 + seed * 7919 + 1
+        out = {}
+        for k, (m, (mu, lv)) in enumerate(self.posteriors(batch).items()):
+            out[m] = reparameterize(mu, lv, num_samples, None if seeds is None else seeds * 2 + k)
+        return out
 
     def compute_losses(self, batch: dict) -> dict[str, torch.Tensor]:
         hp = self.hparams
@@ -152,11 +158,18 @@ class IGEmbedding(AssociativeMethod):
         self.log_losses(losses, "train", batch["label"].size(0))
         return losses["loss"]
 
+    def _eval_step(self, batch: dict, stage: str) -> None:
+        # A lone pair has no impostor. Ranks hold equal-size shards, so all of them skip the
+        # same steps and the epoch-end reduction stays in step.
+        if batch["label"].size(0) * self.trainer.world_size < 2:
+            return
+        self.log_losses(self.compute_losses(batch), stage, batch["label"].size(0))
+
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self.log_losses(self.compute_losses(batch), "val", batch["label"].size(0))
+        self._eval_step(batch, "val")
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        self.log_losses(self.compute_losses(batch), "test", batch["label"].size(0))
+        self._eval_step(batch, "test")
 
     def configure_optimizers(self):
         hp = self.hparams

@@ -25,7 +25,23 @@ class GaussianHead(nn.Module):
         return self.mu(h), self.logvar(h)
 
 
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, num_samples: int) -> torch.Tensor:
-    """``num_samples`` draws ``mu + exp(logvar / 2) * eps``: ``[N, D] -> [N, num_samples, D]``."""
-    eps = torch.randn(mu.size(0), num_samples, mu.size(1), device=mu.device, dtype=mu.dtype)
+def reparameterize(
+    mu: torch.Tensor, logvar: torch.Tensor, num_samples: int, row_seeds: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``num_samples`` draws ``mu + exp(logvar / 2) * eps``: ``[N, D] -> [N, num_samples, D]``.
+
+    ``row_seeds`` (``[N]`` ints) makes each row's noise a function of its seed alone, so an
+    evaluation gives the same samples however the data are batched or sharded across ranks.
+    """
+    shape = (mu.size(0), num_samples, mu.size(1))
+    if row_seeds is None:
+        eps = torch.randn(shape, device=mu.device, dtype=mu.dtype)
+    else:
+        g = torch.Generator()
+        eps = torch.stack(
+            [
+                torch.randn(num_samples, mu.size(1), generator=g.manual_seed(int(s)))
+                for s in row_seeds.tolist()
+            ]
+        ).to(device=mu.device, dtype=mu.dtype)
     return mu.unsqueeze(1) + (0.5 * logvar).exp().unsqueeze(1) * eps

@@ -1,0 +1,63 @@
+"""Cross-modal retrieval metrics, chunked over queries, fp32, deterministic tie-breaking.
+
+Instance level (C-MCR, METHODS.md 2.5): query i's only relevant gallery item is its own pair
+(gallery row i). rank_i = 1 + #{j: s_ij > s_ii} + #{j < i: s_ij = s_ii}; R@K = P(rank <= K);
+AP with one relevant item is 1/rank, so mAP is the mean reciprocal rank; median rank too.
+
+Class match (BMA-Memory Table 3): a query scores a hit at K when any of its top-K gallery
+items has the query's class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+@torch.no_grad()
+def instance_ranks(queries: torch.Tensor, gallery: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """1-based rank of gallery row i among all gallery rows for query i (cosine)."""
+    if queries.size(0) != gallery.size(0):
+        raise ValueError(
+            f"instance retrieval needs paired rows: {queries.size(0)} queries, {gallery.size(0)} gallery"
+        )
+    q = F.normalize(queries.float(), dim=1)
+    g = F.normalize(gallery.float(), dim=1)
+    ranks = []
+    cols = torch.arange(g.size(0), device=g.device)
+    for s in range(0, q.size(0), chunk):
+        sims = q[s : s + chunk] @ g.T
+        rows = torch.arange(sims.size(0), device=g.device)
+        own = sims[rows, rows + s].unsqueeze(1)
+        higher = (sims > own).sum(1)
+        tied_before = ((sims == own) & (cols.unsqueeze(0) < (rows + s).unsqueeze(1))).sum(1)
+        ranks.append(1 + higher + tied_before)
+    return torch.cat(ranks)
+
+
+def instance_metrics(ranks: torch.Tensor, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+    """R@K, mAP (= mean reciprocal rank with one positive) and median rank from ranks."""
+    r = ranks.double()
+    out = {f"r{k}": (r <= k).double().mean().item() for k in ks}
+    out["map"] = (1.0 / r).mean().item()
+    out["medr"] = r.median().item()
+    return out
+
+
+@torch.no_grad()
+def class_match_at_k(
+    queries: torch.Tensor,
+    query_labels: torch.Tensor,
+    gallery: torch.Tensor,
+    gallery_labels: torch.Tensor,
+    ks: Sequence[int] = (1, 2, 3, 4, 5),
+    chunk: int = 4096,
+) -> dict[int, float]:
+    """Fraction of queries with at least one same-class item among their top-K gallery items."""
+    from assoc_lightning.eval.knn import topk_neighbors
+
+    _, idx = topk_neighbors(queries, gallery, max(ks), query_chunk=chunk)
+    match = gallery_labels[idx] == query_labels.unsqueeze(1)
+    return {k: match[:, :k].any(1).double().mean().item() for k in ks}

@@ -1,0 +1,158 @@
+"""DDP correctness on 2 CPU processes (gloo): gathered losses and gathered evaluation.
+
+- gather_with_grad: a contrastive loss (InfoNCE) and the IG sampled margin ranking loss give
+  the same loss and the same (DDP-averaged) gradients on 1 and 2 ranks.
+- Evaluation: `assoc validate` on 2 ranks gives the same metrics as on 1 rank, on a split whose
+  size (269 images) is odd, so the distributed sampler pads a duplicate that must be dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from assoc_lightning.losses import info_nce, sampled_margin_ranking_loss
+from assoc_lightning.utils.dist import gather_with_grad
+from tests.conftest import ROOT, TINY_SPEAKERS
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_problem():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(8, 5, generator=g), torch.randn(8, 5, generator=g)
+    w = torch.randn(5, 4, generator=g)
+    imp_v = torch.tensor([3, 5, 0, 7, 1, 2, 4, 6])  # global impostor rows
+    imp_a = torch.tensor([6, 0, 5, 1, 2, 7, 3, 4])
+    return x, y, w, imp_v, imp_a
+
+
+def losses(x, y, w, imp_v, imp_a, rows):
+    """Both losses for the local ``rows`` of the batch, with negatives from the global batch."""
+    w = w.clone().requires_grad_(True)
+    a, b = x[rows] @ w, y[rows] @ w
+    nce = info_nce(a, b, temperature=0.5)
+    ga, gb = gather_with_grad(a), gather_with_grad(b)
+    rank_loss = sampled_margin_ranking_loss(
+        a, b, imp_v[rows], imp_a[rows], image_pool=ga, audio_pool=gb
+    )
+    (nce + rank_loss).backward()
+    return nce.detach(), rank_loss.detach(), w.grad
+
+
+def worker(rank: int, port: int, out_path: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    x, y, w, imp_v, imp_a = make_problem()
+    rows = torch.arange(4 * rank, 4 * rank + 4)
+    nce, rl, grad = losses(x, y, w, imp_v, imp_a, rows)
+    stacked = torch.stack([nce, rl])
+    dist.all_reduce(stacked)
+    dist.all_reduce(grad)  # what DDP does: average the ranks' gradients
+    if rank == 0:
+        torch.save({"losses": stacked / 2, "grad": grad / 2}, out_path)
+    dist.destroy_process_group()
+
+
+def test_gathered_losses_match_single_process(tmp_path):
+    x, y, w, imp_v, imp_a = make_problem()
+    nce, rl, grad = losses(x, y, w, imp_v, imp_a, torch.arange(8))
+    out = tmp_path / "ddp.pt"
+    mp.spawn(worker, args=(free_port(), str(out)), nprocs=2, join=True)
+    ddp = torch.load(out)
+    assert torch.allclose(ddp["losses"], torch.stack([nce, rl]), atol=1e-6)
+    assert torch.allclose(ddp["grad"], grad, atol=1e-6)
+
+
+class Doubler(torch.nn.Module):
+    """A batch-invariant stand-in for a method: embed = 2 * input, so features are exact."""
+
+    device = torch.device("cpu")
+
+    def embed(self, batch):
+        return {"image": batch["image"] * 2}
+
+
+class Items(torch.utils.data.Dataset):
+    def __len__(self):
+        return 7  # odd: the sampler pads rank 1 with a duplicate of item 0
+
+    def __getitem__(self, i):
+        return {"image": torch.tensor([float(i), -float(i)]), "label": i % 3, "index": i}
+
+
+def bank_worker(rank: int, port: int, out_path: str) -> None:
+    from assoc_lightning.eval.bank import collect_features
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    feats = collect_features(Doubler(), Items(), ["image"], batch_size=2)["image"]
+    torch.save(feats, f"{out_path}.{rank}")
+    dist.destroy_process_group()
+
+
+def test_feature_bank_gathers_dedups_and_matches_single_process(tmp_path):
+    from assoc_lightning.eval.bank import collect_features
+
+    single = collect_features(Doubler(), Items(), ["image"], batch_size=3)["image"]
+    out = tmp_path / "bank"
+    mp.spawn(bank_worker, args=(free_port(), str(out)), nprocs=2, join=True)
+    for rank in (0, 1):  # every rank holds every feature, once, in index order
+        f = torch.load(f"{out}.{rank}", weights_only=False)
+        assert f.indices.tolist() == list(range(7))
+        assert torch.equal(f.embeddings, single.embeddings) and torch.equal(f.labels, single.labels)
+
+
+def run_cli(args, tmp_path, env_extra=None):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env_extra or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "assoc_lightning.cli", *args], capture_output=True, text=True, cwd=tmp_path,
+        env=env, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def metrics_of(run_dir):
+    lines = [json.loads(x) for x in (run_dir / "results.jsonl").read_text().splitlines()]
+    return {r["metric"]: r["value"] for r in lines}
+
+
+@pytest.mark.slow
+def test_ddp_validate_matches_single_process(digits_dir, tmp_path):
+    common = [
+        "--config", str(ROOT / "experiments/ig_embedding.yaml"),
+        "--data.init_args.data_dir", str(digits_dir),
+        "--data.init_args.num_speakers", str(TINY_SPEAKERS),
+        "--trainer.enable_progress_bar", "false",
+        "--trainer.accelerator", "cpu",
+        # one item per eval forward: features are then bit-identical on 1 and 2 ranks (other
+        # batch shapes round differently), so every metric must agree exactly
+        "--data.init_args.eval_batch_size", "1",
+    ]  # fmt: skip
+    run_cli(["fit", *common, "--trainer.max_steps", "2", "--trainer.limit_val_batches", "0",
+             "--eval.final_split", "null", "--trainer.logger.init_args.save_dir", "fit"], tmp_path)  # fmt: skip
+    ckpt = next((tmp_path / "fit").rglob("last.ckpt"))
+    results = {}
+    for devices in (1, 2):
+        save = f"val{devices}"
+        strategy = ["--trainer.strategy", "ddp"] if devices > 1 else []
+        run_cli(["validate", *common, "--trainer.devices", str(devices), *strategy, "--ckpt_path", str(ckpt),
+                 "--trainer.logger.init_args.save_dir", save], tmp_path)  # fmt: skip
+        results[devices] = metrics_of(next((tmp_path / save).rglob("version_0")))
+    assert set(results[1]) == set(results[2]) and "knn_top1/image" in results[1]
+    assert "retrieval/a2i_r1" in results[1] and "cluster_purity" in results[1]
+    for name, value in results[1].items():
+        assert results[2][name] == pytest.approx(value, abs=1e-9), name

@@ -1,0 +1,129 @@
+"""kNN, linear probe and retrieval metrics against scikit-learn and hand-computed values."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from assoc_lightning.eval.knn import (
+    knn_accuracy,
+    majority_knn_select_k,
+    majority_vote,
+    topk_neighbors,
+)
+from assoc_lightning.eval.linear_probe import linear_probe_accuracy
+from assoc_lightning.eval.retrieval import class_match_at_k, instance_metrics, instance_ranks
+
+
+def blobs(n, d=16, classes=5, spread=1.5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(classes, d, generator=g) * spread
+    labels = torch.randint(classes, (n,), generator=g)
+    return centers[labels] + torch.randn(n, d, generator=g), labels
+
+
+def test_topk_neighbors_chunked_equals_dense():
+    x, _ = blobs(300)
+    q, _ = blobs(70, seed=1)
+    sims, idx = topk_neighbors(q, x, 11, query_chunk=16, bank_chunk=37)
+    dense = F.normalize(q, dim=1) @ F.normalize(x, dim=1).T
+    ref_s, ref_i = dense.topk(11, dim=1)
+    assert torch.allclose(sims, ref_s, atol=1e-6)
+    assert (idx == ref_i).float().mean() > 0.99  # identical up to exact float ties
+
+
+def test_topk_ties_go_to_lower_index_and_exclude_self():
+    bank = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    _, idx = topk_neighbors(bank[:1], bank, 3, bank_chunk=2)
+    assert idx.tolist() == [[0, 1, 3]]
+    _, idx = topk_neighbors(bank, bank, 1, query_chunk=3, bank_chunk=2, exclude_self=True)
+    assert idx[:, 0].tolist() == [1, 0, 0, 0]
+
+
+def test_majority_knn_matches_sklearn():
+    from sklearn.neighbors import KNeighborsClassifier
+
+    train, ytr = blobs(400, spread=0.7)
+    test, yte = blobs(150, spread=0.7, seed=2)
+    for k in (7, 15):
+        clf = KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute").fit(
+            train.numpy(), ytr.numpy()
+        )
+        ref = clf.predict(test.numpy())
+        _, idx = topk_neighbors(test, train, k)
+        ours = majority_vote(ytr[idx], 5).numpy()
+        assert (ours == ref).mean() >= 0.99  # only exact count ties may differ
+
+
+def test_majority_protocol_selects_k_on_val():
+    train, ytr = blobs(400, spread=0.8)
+    val, yval = blobs(100, spread=0.8, seed=3)
+    test, yte = blobs(100, spread=0.8, seed=4)
+    k, val_acc, test_acc = majority_knn_select_k(train, ytr, val, yval, test, yte)
+    accs = {}
+    for kk in (7, 9, 11, 13, 15):
+        _, idx = topk_neighbors(val, train, kk)
+        accs[kk] = (majority_vote(ytr[idx], 5) == yval).float().mean().item()
+    assert val_acc == max(accs.values()) and k == min(kk for kk, a in accs.items() if a == val_acc)
+    assert 0.0 <= test_acc <= 1.0
+
+
+def test_weighted_knn_hand_computed():
+    bank = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
+    labels = torch.tensor([0, 1, 1])
+    query = torch.tensor([[0.6, 0.8]])
+    # cosines: 0.6, 0.96, 0.8 -> k=3, T=1: class 0: e^0.6 = 1.822; class 1: e^0.96 + e^0.8 = 4.837
+    assert knn_accuracy(bank, labels, query, torch.tensor([1]), ks=(3,), temperature=1.0)[3] == 1.0
+    # k=1 nearest is index 1 (class 1); query labelled 0 -> wrong
+    assert knn_accuracy(bank, labels, query, torch.tensor([0]), ks=(1,), temperature=1.0)[1] == 0.0
+    # very low T with k=3 follows the nearest; label 1 -> right
+    assert knn_accuracy(bank, labels, query, torch.tensor([1]), ks=(3,), temperature=0.01)[3] == 1.0
+
+
+def test_instance_ranks_and_metrics_hand_computed():
+    q = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    g = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 1.0]])
+    # query 0: own g0 sim 1, g1 sim 1 (tie, higher index) -> rank 1
+    # query 1: own g1 sim 0; g2 sim .707 higher; g0 sim 0 tie with lower index -> rank 3
+    # query 2: own g2 sim 1 -> rank 1
+    ranks = instance_ranks(q, g, chunk=2)
+    assert ranks.tolist() == [1, 3, 1]
+    m = instance_metrics(ranks, ks=(1, 5))
+    assert m["r1"] == pytest.approx(2 / 3) and m["r5"] == 1.0
+    assert m["map"] == pytest.approx((1 + 1 / 3 + 1) / 3) and m["medr"] == 1.0
+
+
+def test_instance_metrics_match_torchmetrics_mrr():
+    from torchmetrics.functional.retrieval import retrieval_reciprocal_rank
+
+    q, _ = blobs(60, seed=5)
+    g = q + torch.randn_like(q) * 2
+    ranks = instance_ranks(q, g)
+    sims = F.normalize(q, dim=1) @ F.normalize(g, dim=1).T
+    rr = [retrieval_reciprocal_rank(sims[i], torch.arange(60) == i).item() for i in range(60)]
+    assert instance_metrics(ranks)["map"] == pytest.approx(np.mean(rr), abs=1e-6)
+
+
+def test_class_match_hand_computed():
+    q = torch.tensor([[1.0, 0.0]])
+    g = torch.tensor([[1.0, 0.1], [1.0, 0.2], [0.0, 1.0]])
+    hits = class_match_at_k(q, torch.tensor([1]), g, torch.tensor([0, 1, 1]), ks=(1, 2, 3))
+    assert hits == {1: 0.0, 2: 1.0, 3: 1.0}
+
+
+def test_linear_probe_matches_sklearn_and_is_deterministic():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    train, ytr = blobs(300, spread=0.6)
+    test, yte = blobs(100, spread=0.6, seed=6)
+    acc, c = linear_probe_accuracy(
+        train.numpy(), ytr.numpy(), test.numpy(), yte.numpy(), c_grid=(1.0,)
+    )
+    sc = StandardScaler().fit(train.numpy())
+    ref = LogisticRegression(C=1.0, max_iter=1000).fit(sc.transform(train.numpy()), ytr.numpy())
+    assert acc == pytest.approx(ref.score(sc.transform(test.numpy()), yte.numpy()))
+    again, _ = linear_probe_accuracy(
+        train.numpy(), ytr.numpy(), test.numpy(), yte.numpy(), c_grid=(1.0,)
+    )
+    assert again == acc and c == 1.0
