@@ -41,6 +41,10 @@ reproduce-table1: install
 	done
 	$(BIN)/python scripts/make_table1.py runs/table1 --out results/table1
 
+# Benchmarks print ratios against a reference; run them alone on the machine.
+bench: install
+	$(BIN)/python bench/knn_retrieval.py
+
 docker:
 	docker build -t assoc_lightning .
 

@@ -345,7 +345,7 @@ class KNNCallback(EmbeddingEvalCallback):
         ks: tuple[int, ...] = (200, 20),
         temperature: float = 0.1,
         majority_k_grid: tuple[int, ...] = (7, 9, 11, 13, 15),
-        query_chunk: int = 4096,
+        query_chunk: int = 1024,
         bank_chunk: int = 65536,
         every_n_epochs: int = 1,
         val_split: str = "val",
@@ -444,7 +444,7 @@ class RetrievalCallback(EmbeddingEvalCallback):
         self,
         ks: tuple[int, ...] = (1, 5, 10),
         class_ks: tuple[int, ...] = (1, 2, 3, 4, 5),
-        chunk: int = 4096,
+        chunk: int = 1024,
         every_n_epochs: int = 1,
         val_split: str = "val",
         final_split: str | None = "test",
@@ -502,7 +502,7 @@ class EvaluationSuite(Callback):
         linear_c_grid: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0),
         retrieval_ks: tuple[int, ...] = (1, 5, 10),
         retrieval_class_ks: tuple[int, ...] = (1, 2, 3, 4, 5),
-        chunk: int = 4096,
+        chunk: int = 1024,
         seed: int = 0,
     ) -> None:
         common = {"every_n_epochs": every_n_epochs, "final_split": final_split, "seed": seed}

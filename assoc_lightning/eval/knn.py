@@ -18,7 +18,7 @@ def topk_neighbors(
     queries: torch.Tensor,
     bank: torch.Tensor,
     k: int,
-    query_chunk: int = 4096,
+    query_chunk: int = 1024,
     bank_chunk: int = 65536,
     exclude_self: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,7 +82,7 @@ def knn_accuracy(
     ks: Sequence[int] = (200, 20),
     temperature: float = 0.1,
     num_classes: int | None = None,
-    query_chunk: int = 4096,
+    query_chunk: int = 1024,
     bank_chunk: int = 65536,
 ) -> dict[int, float]:
     """Weighted cosine kNN top-1 accuracy for each k in ``ks`` (one neighbour search)."""

@@ -17,23 +17,31 @@ import torch.nn.functional as F
 
 
 @torch.no_grad()
-def instance_ranks(queries: torch.Tensor, gallery: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """1-based rank of gallery row i among all gallery rows for query i (cosine)."""
+def instance_ranks(
+    queries: torch.Tensor, gallery: torch.Tensor, chunk: int = 1024, gallery_chunk: int = 65536
+) -> torch.Tensor:
+    """1-based rank of gallery row i among all gallery rows for query i (cosine).
+
+    Memory is bounded by ``chunk x gallery_chunk`` similarities, whatever the set sizes.
+    """
     if queries.size(0) != gallery.size(0):
         raise ValueError(
             f"instance retrieval needs paired rows: {queries.size(0)} queries, {gallery.size(0)} gallery"
         )
     q = F.normalize(queries.float(), dim=1)
     g = F.normalize(gallery.float(), dim=1)
+    own_all = (q * g).sum(1)
     ranks = []
-    cols = torch.arange(g.size(0), device=g.device)
     for s in range(0, q.size(0), chunk):
-        sims = q[s : s + chunk] @ g.T
-        rows = torch.arange(sims.size(0), device=g.device)
-        own = sims[rows, rows + s].unsqueeze(1)
-        higher = (sims > own).sum(1)
-        tied_before = ((sims == own) & (cols.unsqueeze(0) < (rows + s).unsqueeze(1))).sum(1)
-        ranks.append(1 + higher + tied_before)
+        qc = q[s : s + chunk]
+        rows = torch.arange(s, s + qc.size(0), device=g.device).unsqueeze(1)
+        own = own_all[s : s + qc.size(0)].unsqueeze(1)
+        rank = torch.ones(qc.size(0), dtype=torch.long, device=g.device)
+        for gs in range(0, g.size(0), gallery_chunk):
+            sims = qc @ g[gs : gs + gallery_chunk].T
+            cols = torch.arange(gs, gs + sims.size(1), device=g.device).unsqueeze(0)
+            rank += (sims > own).sum(1) + ((sims == own) & (cols < rows)).sum(1)
+        ranks.append(rank)
     return torch.cat(ranks)
 
 
@@ -53,7 +61,7 @@ def class_match_at_k(
     gallery: torch.Tensor,
     gallery_labels: torch.Tensor,
     ks: Sequence[int] = (1, 2, 3, 4, 5),
-    chunk: int = 4096,
+    chunk: int = 1024,
 ) -> dict[int, float]:
     """Fraction of queries with at least one same-class item among their top-K gallery items."""
     from assoc_lightning.eval.knn import topk_neighbors
