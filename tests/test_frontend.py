@@ -40,3 +40,13 @@ def test_fix_num_frames_centre_crop():
 def test_too_short_audio_is_a_clear_error():
     with pytest.raises(ValueError, match="shorter than one"):
         KaldiFbank()(torch.zeros(1, 100))
+
+
+def test_mfcc_frontend_shape_and_standardization():
+    from assoc_lightning.nn.audio_frontend import MFCCFrontend
+
+    feats = MFCCFrontend()(torch.randn(3, 16000))
+    assert feats.shape == (3, 40, 101)  # the VAE-associator paper's 40 x 101
+    assert torch.allclose(feats.mean(-1), torch.zeros(3, 40), atol=1e-4)
+    raw = MFCCFrontend(standardize=False)(torch.randn(3, 16000))
+    assert raw.shape == (3, 40, 101) and raw.abs().max() > 2

@@ -3,20 +3,8 @@ import pytest
 import soundfile as sf
 
 from assoc_lightning.data.errors import DatasetCorruptError, DatasetNotFoundError
-from assoc_lightning.data.speech_commands import SpeechCommandsClips
-
-
-def make_gsc(root, words=("yes", "no"), speakers=("aaaa1111", "bbbb2222", "cccc3333")):
-    for w in words:
-        (root / w).mkdir(parents=True)
-        for s in speakers:
-            sf.write(root / w / f"{s}_nohash_0.wav", np.full(8000, 0.25, np.float32), 16000)
-    (root / "_background_noise_").mkdir()
-    sf.write(root / "_background_noise_" / "white_noise.wav", np.zeros(16000, np.float32), 16000)
-    (root / "validation_list.txt").write_text(
-        "".join(f"{w}/bbbb2222_nohash_0.wav\n" for w in words)
-    )
-    (root / "testing_list.txt").write_text("".join(f"{w}/cccc3333_nohash_0.wav\n" for w in words))
+from assoc_lightning.data.speech_commands import SpeechCommandsClips, find_speech_commands
+from tests.fixtures import make_gsc
 
 
 def test_splits_labels_and_padding(tmp_path):
@@ -50,12 +38,33 @@ def test_missing_word_folder(tmp_path):
         SpeechCommandsClips(tmp_path, "train", ["yes", "maybe"])
 
 
-def test_corrupt_and_wrong_rate_clips(tmp_path):
+def test_corrupt_clips_raise_when_not_skipping(tmp_path):
     make_gsc(tmp_path)
     (tmp_path / "yes" / "aaaa1111_nohash_0.wav").write_bytes(b"RIFF\x00\x00garbage")
-    ds = SpeechCommandsClips(tmp_path, "train", ["yes", "no"])
+    ds = SpeechCommandsClips(tmp_path, "train", ["yes", "no"], skip_corrupt=False)
     with pytest.raises(DatasetCorruptError, match="aaaa1111_nohash_0.wav"):
         ds[1]
     sf.write(tmp_path / "no" / "aaaa1111_nohash_0.wav", np.zeros(800, np.float32), 8000)
     with pytest.raises(DatasetCorruptError, match="16000 Hz"):
         ds[0]
+
+
+def test_corrupt_clip_is_skipped_counted_and_warned(tmp_path):
+    make_gsc(tmp_path, speakers=("aaaa1111", "bbbb2222", "cccc3333", "dddd4444"))
+    (tmp_path / "no" / "aaaa1111_nohash_0.wav").write_bytes(b"RIFF\x00\x00garbage")
+    ds = SpeechCommandsClips(tmp_path, "train", ["yes", "no"])
+    assert ds.files[0] == "no/aaaa1111_nohash_0.wav"
+    with pytest.warns(UserWarning, match="skipping corrupt clip .*aaaa1111_nohash_0.wav"):
+        item = ds[0]
+    assert item["audio"].shape == (16000,) and ds.num_corrupt == 1
+    ds[0]  # known corrupt: skipped again without another read
+    assert ds.num_corrupt == 1
+
+
+def test_find_speech_commands_layouts(tmp_path):
+    nested = tmp_path / "SpeechCommands" / "speech_commands_v0.02"
+    make_gsc(nested)
+    assert find_speech_commands(tmp_path) == nested
+    assert find_speech_commands(nested) == nested
+    with pytest.raises(DatasetNotFoundError, match="speech_commands_v0.02.tar.gz"):
+        find_speech_commands(tmp_path / "empty")

@@ -2,11 +2,11 @@
 
 from assoc_lightning.data.base import AssocDataModule
 from assoc_lightning.data.digits import DigitsDataModule
-from assoc_lightning.data.tidigits import MNISTTIDIGITSDataModule
+from assoc_lightning.data.paired import PairedDataModule
 
 DATAMODULES: dict[str, type[AssocDataModule]] = {
     "digits": DigitsDataModule,
-    "mnist_tidigits": MNISTTIDIGITSDataModule,
+    "paired": PairedDataModule,
 }
 
-__all__ = ["DATAMODULES", "AssocDataModule", "DigitsDataModule", "MNISTTIDIGITSDataModule"]
+__all__ = ["DATAMODULES", "AssocDataModule", "DigitsDataModule", "PairedDataModule"]

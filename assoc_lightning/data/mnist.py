@@ -55,13 +55,19 @@ def read_idx(path: Path, magic: int | None = None) -> np.ndarray:
 
 
 class IDXImages(LabeledDataset):
-    """One split (``train``/``test``) of an IDX image set as ``[1, 28, 28]`` floats in [0, 1]."""
+    """One split of an IDX image set as ``[1, 28, 28]`` floats in [0, 1].
+
+    ``test`` is the t10k file; ``val`` is the last ``val_size`` images of the training file and
+    ``train`` the rest (our choice: the official split has no validation part).
+    """
 
     modality = "image"
     folder = "MNIST"
-    how_to_get = "https://yann.lecun.com/exdb/mnist/ (or torchvision.datasets.MNIST(download=True))"
+    how_to_get = "https://yann.lecun.com/exdb/mnist/ (or `download: true`)"
 
-    def __init__(self, root: str | Path, split: str) -> None:
+    def __init__(self, root: str | Path, split: str, val_size: int = 5000) -> None:
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"split must be train/val/test, got {split!r}")
         self.root = Path(root)
         names = FILES["test" if split == "test" else "train"]
         img_path, lab_path = (self._find(n) for n in names)
@@ -71,6 +77,10 @@ class IDXImages(LabeledDataset):
             raise DatasetCorruptError(
                 lab_path, f"{len(images)} labels (one per image)", f"{len(labels)}"
             )
+        if split != "test":
+            cut = len(images) - val_size
+            rows = slice(cut, None) if split == "val" else slice(0, cut)
+            images, labels = images[rows], labels[rows]
         super().__init__(labels.astype(np.int64))
         self.images = torch.from_numpy(images.astype(np.uint8))
 
@@ -95,6 +105,6 @@ class MNISTImages(IDXImages):
 class FashionMNISTImages(IDXImages):
     folder = "FashionMNIST"
     how_to_get = (
-        "https://github.com/zalandoresearch/fashion-mnist (or Debian's dataset-fashion-mnist "
-        "package: /usr/share/datasets/fashion-mnist)"
+        "https://github.com/zalandoresearch/fashion-mnist (or `download: true`, or Debian's "
+        "dataset-fashion-mnist package: /usr/share/datasets/fashion-mnist)"
     )

@@ -8,6 +8,7 @@ are zero-padded at the end and longer ones cropped to ``clip_samples``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +24,25 @@ LAYOUT = """\
 <root>/validation_list.txt               (one word/file.wav per line)
 <root>/testing_list.txt"""
 NOISE_DIR = "_background_noise_"
+
+
+def find_speech_commands(root: str | Path) -> Path:
+    """The Speech Commands folder under ``root``: torchaudio's
+    ``SpeechCommands/speech_commands_v0.02``, a bare ``speech_commands_v0.02``, or ``root``."""
+    root = Path(root)
+    for candidate in (
+        root / "SpeechCommands" / "speech_commands_v0.02",
+        root / "speech_commands_v0.02",
+        root,
+    ):
+        if (candidate / "validation_list.txt").is_file():
+            return candidate
+    raise DatasetNotFoundError(
+        "speech_commands",
+        root,
+        "<root>/SpeechCommands/speech_commands_v0.02/\n" + LAYOUT,
+        "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz (or `download: true`)",
+    )
 
 
 def read_list(path: Path, root: Path, name: str) -> set[str]:
@@ -83,7 +103,13 @@ def read_clip(path: Path, sample_rate: int, clip_samples: int) -> torch.Tensor:
 
 
 class SpeechCommandsClips(LabeledDataset):
-    """One split of a Speech-Commands-layout folder, labelled by position in ``words``."""
+    """One split of a Speech-Commands-layout folder, labelled by position in ``words``.
+
+    A clip that cannot be read (truncated, not a WAV, wrong rate) is skipped: a warning names
+    it once, it is counted in ``num_corrupt``, and the next readable clip of the split is
+    returned in its place, so a long run never stops on one bad file (``skip_corrupt=False``
+    raises instead).
+    """
 
     modality = "audio"
 
@@ -95,6 +121,7 @@ class SpeechCommandsClips(LabeledDataset):
         sample_rate: int = 16000,
         clip_seconds: float = 1.0,
         name: str = "speech_commands",
+        skip_corrupt: bool = True,
     ) -> None:
         self.root = Path(root)
         self.files = split_files(self.root, split, words, name)
@@ -103,6 +130,27 @@ class SpeechCommandsClips(LabeledDataset):
         self.sample_rate = sample_rate
         self.clip_samples = int(round(sample_rate * clip_seconds))
         self.speakers = [speaker_of(f) for f in self.files]
+        self.skip_corrupt = skip_corrupt
+        self.corrupt: set[int] = set()
+
+    @property
+    def num_corrupt(self) -> int:
+        """Corrupt clips met so far (in this process)."""
+        return len(self.corrupt)
 
     def load(self, index: int) -> torch.Tensor:
-        return read_clip(self.root / self.files[index], self.sample_rate, self.clip_samples)
+        for step in range(len(self.files)):
+            i = (index + step) % len(self.files)
+            if i in self.corrupt:
+                continue
+            try:
+                return read_clip(self.root / self.files[i], self.sample_rate, self.clip_samples)
+            except DatasetCorruptError as err:
+                if not self.skip_corrupt:
+                    raise
+                self.corrupt.add(i)
+                warnings.warn(
+                    f"skipping corrupt clip ({self.num_corrupt} so far in this split): {err}",
+                    stacklevel=2,
+                )
+        raise DatasetCorruptError(self.root, "at least one readable clip", "none")

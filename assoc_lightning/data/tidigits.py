@@ -1,4 +1,4 @@
-"""TIDIGITS (LDC93S10) isolated digits, and the IG paper's MNIST <-> TIDIGITS pairing.
+"""TIDIGITS (LDC93S10) isolated digits (paired with MNIST by ``PairedDataModule``).
 
 Layout (LDC): ``<root>/[LDC93S10/][tidigits/]data/{adults,children}/{train,test}/<group>/<SS>/<UTT>.wav``
 (an older flattened ``<root>/tidigits/{train,test}/...`` form is searched too). Isolated digits
@@ -19,9 +19,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from assoc_lightning.data.base import AssocDataModule, ClassPairedDataset, LabeledDataset
+from assoc_lightning.data.base import LabeledDataset
 from assoc_lightning.data.errors import DatasetCorruptError, DatasetNotFoundError
-from assoc_lightning.data.mnist import MNISTImages
 
 LAYOUT = """\
 <root>/LDC93S10/data/adults/{train,test}/{man,woman}/<SS>/<digit><a|b>.wav
@@ -99,45 +98,3 @@ class TIDIGITSIsolated(LabeledDataset):
         n = min(self.clip_samples, len(wave))
         out[:n] = wave[:n, 0]
         return torch.from_numpy(out)
-
-
-class MNISTTIDIGITSDataModule(AssocDataModule):
-    """The IG paper's data: MNIST images paired within class with TIDIGITS isolated digits.
-
-    Expects ``<data_dir>/MNIST/raw/*-ubyte[.gz]`` and ``<data_dir>/TIDIGITS/...`` (LDC layout).
-    MNIST validation: the last 5,000 training images. Training pairs are re-drawn each epoch.
-    """
-
-    num_classes = 10
-
-    def __init__(
-        self,
-        data_dir: str | None = None,
-        batch_size: int = 128,
-        eval_batch_size: int = 256,
-        num_workers: int = 0,
-        seed: int = 0,
-        mnist_val_size: int = 5000,
-    ) -> None:
-        super().__init__(data_dir, batch_size, eval_batch_size, num_workers, seed)
-        self.mnist_val_size = mnist_val_size
-
-    def prepare_data(self) -> None:
-        MNISTImages(self.data_dir, "train")
-        TIDIGITSIsolated(self.data_dir / "TIDIGITS", "train")
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.unpaired:
-            return
-        train_all = MNISTImages(self.data_dir, "train")
-        n_train = len(train_all) - self.mnist_val_size
-        for split in ("train", "val", "test"):
-            image = MNISTImages(self.data_dir, split)
-            if split != "test":
-                keep = slice(0, n_train) if split == "train" else slice(n_train, None)
-                image.images, image.labels = image.images[keep], image.labels[keep]
-            audio = TIDIGITSIsolated(self.data_dir / "TIDIGITS", split, seed=self.seed)
-            self.unpaired[split] = {"image": image, "audio": audio}
-            self.paired[split] = ClassPairedDataset(
-                image, audio, fixed=split != "train", seed=self.seed
-            )

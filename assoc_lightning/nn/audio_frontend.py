@@ -95,3 +95,51 @@ def fix_num_frames(feats: torch.Tensor, num_frames: int | None) -> torch.Tensor:
     if t < num_frames:
         return torch.nn.functional.pad(feats, (0, 0, 0, num_frames - t))
     return feats
+
+
+class MFCCFrontend(nn.Module):
+    """MFCCs as ``[B, n_mfcc, frames]`` (40 x 101 for 1 s at 16 kHz, the VAE-associator paper).
+
+    torchaudio's MFCC (centred frames, hop 10 ms) with our choices where the paper is silent:
+    25-ms window in a 480-point FFT (``n_fft``), 40 mel bands, log-mel input, and per-utterance
+    standardization of each coefficient (``standardize``; off gives raw MFCCs).
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        n_mfcc: int = 40,
+        n_fft: int = 480,
+        win_ms: float = 25.0,
+        hop_ms: float = 10.0,
+        n_mels: int = 40,
+        standardize: bool = True,
+    ) -> None:
+        super().__init__()
+        import torchaudio
+
+        self.mfcc = torchaudio.transforms.MFCC(
+            sample_rate=sample_rate,
+            n_mfcc=n_mfcc,
+            log_mels=True,
+            melkwargs={
+                "n_fft": n_fft,
+                "win_length": int(sample_rate * win_ms / 1000),
+                "hop_length": int(sample_rate * hop_ms / 1000),
+                "n_mels": n_mels,
+                "center": True,
+            },
+        )
+        self.standardize = standardize
+
+    @torch.autocast("cuda", enabled=False)
+    @torch.autocast("cpu", enabled=False)
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if wave.dim() == 3:
+            wave = wave.squeeze(1)
+        feats = self.mfcc(wave.float())
+        if self.standardize:
+            mean = feats.mean(dim=-1, keepdim=True)
+            std = feats.std(dim=-1, keepdim=True, unbiased=False).clamp_min(1e-5)
+            feats = (feats - mean) / std
+        return feats
