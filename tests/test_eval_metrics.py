@@ -57,3 +57,18 @@ def test_balanced_subset():
     assert len(set(sub["image"].tolist())) == 30
     sub = balanced_subset({"image": 100, "audio": 30}, 10, seed=0)
     assert len(sub["audio"]) == 10
+
+
+def test_balanced_embeddings_flatten_or_first_sample():
+    from assoc_lightning.eval.bank import Features
+    from assoc_lightning.eval.callbacks import balanced_embeddings
+
+    img = Features(torch.arange(24.0).view(4, 3, 2), torch.tensor([0, 1, 2, 3]), torch.arange(4))
+    aud = Features(-torch.arange(12.0).view(2, 3, 2), torch.tensor([5, 6]), torch.arange(2))
+    emb, lab, mods = balanced_embeddings({"image": img, "audio": aud}, None, seed=0, all_samples=True)
+    assert emb.shape == (12, 2) and (mods == "image").sum() == 6 and (mods == "audio").sum() == 6
+    assert sorted(set(lab[mods == "audio"].tolist())) == [5, 6]
+    emb, lab, mods = balanced_embeddings({"image": img, "audio": aud}, 1, seed=0, all_samples=False)
+    assert emb.shape == (2, 2) and list(mods) == ["image", "audio"]
+    row = int(np.flatnonzero(mods == "audio")[0])
+    assert emb[row].tolist() in ([0.0, -1.0], [-6.0, -7.0])  # the first sample of an audio input

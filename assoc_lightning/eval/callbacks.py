@@ -162,14 +162,26 @@ class EmbeddingEvalCallback(Callback):
         self.evaluate(trainer, pl_module, "test", via_module_log=True)
 
 
-def _flatten_samples(f: Features, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings of ``rows`` with any sample axis flattened, and the matching labels."""
-    emb = f.embeddings[torch.as_tensor(rows)]
-    lab = f.labels[torch.as_tensor(rows)]
-    if emb.dim() == 3:
-        lab = lab.repeat_interleave(emb.size(1))
-        emb = emb.reshape(-1, emb.size(-1))
-    return emb.double().numpy(), lab.numpy()
+def balanced_embeddings(
+    features: dict[str, Features], limit: int | None, seed: int, all_samples: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Equal numbers of inputs per modality (see :func:`balanced_subset`), as fp64 arrays:
+    ``(embeddings, labels, modality names)``. With ``all_samples`` every sampled embedding of
+    an input is a row; otherwise one per input (the first sample)."""
+    subset = balanced_subset({m: len(f.indices) for m, f in features.items()}, limit, seed)
+    embs, labels, mods = [], [], []
+    for m, rows in subset.items():
+        emb = features[m].embeddings[torch.as_tensor(rows)]
+        lab = features[m].labels[torch.as_tensor(rows)]
+        if emb.dim() == 3 and all_samples:
+            lab = lab.repeat_interleave(emb.size(1))
+            emb = emb.reshape(-1, emb.size(-1))
+        elif emb.dim() == 3:
+            emb = emb[:, 0]
+        embs.append(emb.double().numpy())
+        labels.append(lab.numpy())
+        mods += [m] * len(lab)
+    return np.concatenate(embs), np.concatenate(labels), np.array(mods)
 
 
 class ClusterPurityCallback(EmbeddingEvalCallback):
@@ -200,12 +212,7 @@ class ClusterPurityCallback(EmbeddingEvalCallback):
         self.max_per_modality = max_per_modality
 
     def compute(self, features, log_dir, split, trainer):
-        subset = balanced_subset(
-            {m: len(f.indices) for m, f in features.items()}, self.max_per_modality, self.seed
-        )
-        parts = [_flatten_samples(features[m], rows) for m, rows in subset.items()]
-        emb = np.concatenate([p[0] for p in parts])
-        lab = np.concatenate([p[1] for p in parts])
+        emb, lab, _ = balanced_embeddings(features, self.max_per_modality, self.seed, True)
         return {"cluster_purity": kmeans_purity(emb, lab, self.k, self.seed)}
 
 
@@ -239,17 +246,8 @@ class ModalityClassifierCallback(EmbeddingEvalCallback):
         self.max_per_modality = max_per_modality
 
     def compute(self, features, log_dir, split, trainer):
-        subset = balanced_subset(
-            {m: len(f.indices) for m, f in features.items()}, self.max_per_modality, self.seed
-        )
-        embs, is_audio = [], []
-        for m, rows in subset.items():
-            emb = features[m].embeddings[torch.as_tensor(rows)]
-            embs.append((emb[:, 0] if emb.dim() == 3 else emb).double().numpy())
-            is_audio.append(np.full(len(rows), m == "audio"))
-        acc = modality_svm_accuracy(
-            np.concatenate(embs), np.concatenate(is_audio), self.train_size, self.c_grid, self.seed
-        )
+        emb, _, mods = balanced_embeddings(features, self.max_per_modality, self.seed, False)
+        acc = modality_svm_accuracy(emb, mods == "audio", self.train_size, self.c_grid, self.seed)
         return {"modality_acc": acc}
 
 
@@ -282,19 +280,10 @@ class TSNEPlotCallback(EmbeddingEvalCallback):
         import matplotlib.pyplot as plt
         from sklearn.manifold import TSNE
 
-        subset = balanced_subset(
-            {m: len(f.indices) for m, f in features.items()}, self.per_modality, self.seed
-        )
-        embs, labels, mods = [], [], []
-        for m, rows in subset.items():
-            emb = features[m].embeddings[torch.as_tensor(rows)]
-            embs.append((emb[:, 0] if emb.dim() == 3 else emb).double().numpy())
-            labels.append(features[m].labels[torch.as_tensor(rows)].numpy())
-            mods += [m] * len(rows)
+        emb, labels, mods = balanced_embeddings(features, self.per_modality, self.seed, False)
         xy = TSNE(
             perplexity=min(self.perplexity, len(mods) - 1), random_state=self.seed, init="pca"
-        ).fit_transform(np.concatenate(embs))
-        labels, mods = np.concatenate(labels), np.array(mods)
+        ).fit_transform(emb)
         fig, ax = plt.subplots(figsize=(6, 6))
         for m, marker in (("image", "o"), ("audio", "^")):
             sel = mods == m
