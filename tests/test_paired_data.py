@@ -128,3 +128,20 @@ def test_download_only_when_asked(mnist_gsc, monkeypatch):
     assert calls == []
     PairedDataModule("mnist_speech_commands", data_dir=str(mnist_gsc), download=True).prepare_data()
     assert calls == ["mnist", "speech_commands"]
+
+
+def test_gtsrb_speech_commands_traffic_commands(tmp_path):
+    from tests.test_gtsrb import make_gtsrb
+
+    make_gtsrb(tmp_path, classes=(1, 15, 35, 36, 37))  # 1 (30 km/h) is a distractor, never paired
+    words = ("go", "stop", "left", "right", "yes")
+    make_gsc(tmp_path / "speech_commands_v0.02", words=words, speakers=SPEAKERS)
+    dm = PairedDataModule("gtsrb_speech_commands", data_dir=str(tmp_path), batch_size=4,
+                          image_options={"val_fraction": 0.34})  # fmt: skip
+    dm.setup("fit")
+    assert dm.class_names == ("go", "stop", "left", "right")
+    images = dm.unpaired["train"]["image"]
+    assert set(images.labels.tolist()) == {0, 1, 2, 3}  # 35, 15, 37, 36 -> go, stop, left, right
+    item = dm.paired["test"][0]
+    assert item["image"].shape == (3, 52, 52)
+    assert dm.unpaired["test"]["audio"].labels[item["audio_index"]] == item["label"]
