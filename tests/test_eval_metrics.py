@@ -65,7 +65,9 @@ def test_balanced_embeddings_flatten_or_first_sample():
 
     img = Features(torch.arange(24.0).view(4, 3, 2), torch.tensor([0, 1, 2, 3]), torch.arange(4))
     aud = Features(-torch.arange(12.0).view(2, 3, 2), torch.tensor([5, 6]), torch.arange(2))
-    emb, lab, mods = balanced_embeddings({"image": img, "audio": aud}, None, seed=0, all_samples=True)
+    emb, lab, mods = balanced_embeddings(
+        {"image": img, "audio": aud}, None, seed=0, all_samples=True
+    )
     assert emb.shape == (12, 2) and (mods == "image").sum() == 6 and (mods == "audio").sum() == 6
     assert sorted(set(lab[mods == "audio"].tolist())) == [5, 6]
     emb, lab, mods = balanced_embeddings({"image": img, "audio": aud}, 1, seed=0, all_samples=False)

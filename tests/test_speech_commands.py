@@ -54,7 +54,7 @@ def test_corrupt_clip_is_skipped_counted_and_warned(tmp_path):
     (tmp_path / "no" / "aaaa1111_nohash_0.wav").write_bytes(b"RIFF\x00\x00garbage")
     ds = SpeechCommandsClips(tmp_path, "train", ["yes", "no"])
     assert ds.files[0] == "no/aaaa1111_nohash_0.wav"
-    with pytest.warns(UserWarning, match="skipping corrupt clip .*aaaa1111_nohash_0.wav"):
+    with pytest.warns(UserWarning, match="skipping corrupt file .*aaaa1111_nohash_0.wav"):
         item = ds[0]
     assert item["audio"].shape == (16000,) and ds.num_corrupt == 1
     ds[0]  # known corrupt: skipped again without another read

@@ -9,6 +9,7 @@ single-modality eval sets (``eval_dataset(split, modality)``) and build their ow
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,6 +55,48 @@ class LabeledDataset(Dataset):
             "label": int(self.labels[index]),
             "index": index,
         }
+
+
+class SkipCorruptDataset(LabeledDataset):
+    """A file-backed dataset that survives corrupt files.
+
+    Subclasses implement :meth:`read`. A file that raises ``DatasetCorruptError`` is skipped:
+    a warning names it once, it is counted in ``num_corrupt``, and the next readable item is
+    returned in its place, so a long run never stops on one bad file. ``skip_corrupt=False``
+    raises instead.
+    """
+
+    def __init__(self, labels: Sequence[int] | np.ndarray, skip_corrupt: bool = True) -> None:
+        super().__init__(labels)
+        self.skip_corrupt = skip_corrupt
+        self.corrupt: set[int] = set()
+
+    @property
+    def num_corrupt(self) -> int:
+        """Corrupt files met so far (in this process)."""
+        return len(self.corrupt)
+
+    def read(self, index: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def load(self, index: int) -> torch.Tensor:
+        from assoc_lightning.data.errors import DatasetCorruptError
+
+        for step in range(len(self)):
+            i = (index + step) % len(self)
+            if i in self.corrupt:
+                continue
+            try:
+                return self.read(i)
+            except DatasetCorruptError as err:
+                if not self.skip_corrupt:
+                    raise
+                self.corrupt.add(i)
+                warnings.warn(
+                    f"skipping corrupt file ({self.num_corrupt} so far in this split): {err}",
+                    stacklevel=2,
+                )
+        raise DatasetCorruptError(type(self).__name__, "at least one readable file", "none")
 
 
 class TensorLabeledDataset(LabeledDataset):

@@ -109,6 +109,7 @@ def open_source(kind: str, name: str, root, split: str, words=None, options: dic
     if name == "tidigits":
         from assoc_lightning.data.tidigits import TIDIGITSIsolated
 
+        options.setdefault("cache_dir", root / "cache" / "tidigits")
         return TIDIGITSIsolated(root / "TIDIGITS", split, **options)
     raise ValueError(f"unknown {kind} dataset {name!r}")
 

@@ -8,7 +8,6 @@ are zero-padded at the end and longer ones cropped to ``clip_samples``.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from assoc_lightning.data.base import LabeledDataset
+from assoc_lightning.data.base import SkipCorruptDataset
 from assoc_lightning.data.errors import DatasetCorruptError, DatasetNotFoundError
 
 LAYOUT = """\
@@ -102,13 +101,10 @@ def read_clip(path: Path, sample_rate: int, clip_samples: int) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-class SpeechCommandsClips(LabeledDataset):
+class SpeechCommandsClips(SkipCorruptDataset):
     """One split of a Speech-Commands-layout folder, labelled by position in ``words``.
 
-    A clip that cannot be read (truncated, not a WAV, wrong rate) is skipped: a warning names
-    it once, it is counted in ``num_corrupt``, and the next readable clip of the split is
-    returned in its place, so a long run never stops on one bad file (``skip_corrupt=False``
-    raises instead).
+    Corrupt clips are skipped, counted and warned about (see ``SkipCorruptDataset``).
     """
 
     modality = "audio"
@@ -126,31 +122,10 @@ class SpeechCommandsClips(LabeledDataset):
         self.root = Path(root)
         self.files = split_files(self.root, split, words, name)
         index = {w: i for i, w in enumerate(words)}
-        super().__init__([index[f.split("/")[0]] for f in self.files])
+        super().__init__([index[f.split("/")[0]] for f in self.files], skip_corrupt)
         self.sample_rate = sample_rate
         self.clip_samples = int(round(sample_rate * clip_seconds))
         self.speakers = [speaker_of(f) for f in self.files]
-        self.skip_corrupt = skip_corrupt
-        self.corrupt: set[int] = set()
 
-    @property
-    def num_corrupt(self) -> int:
-        """Corrupt clips met so far (in this process)."""
-        return len(self.corrupt)
-
-    def load(self, index: int) -> torch.Tensor:
-        for step in range(len(self.files)):
-            i = (index + step) % len(self.files)
-            if i in self.corrupt:
-                continue
-            try:
-                return read_clip(self.root / self.files[i], self.sample_rate, self.clip_samples)
-            except DatasetCorruptError as err:
-                if not self.skip_corrupt:
-                    raise
-                self.corrupt.add(i)
-                warnings.warn(
-                    f"skipping corrupt clip ({self.num_corrupt} so far in this split): {err}",
-                    stacklevel=2,
-                )
-        raise DatasetCorruptError(self.root, "at least one readable clip", "none")
+    def read(self, index: int) -> torch.Tensor:
+        return read_clip(self.root / self.files[index], self.sample_rate, self.clip_samples)
