@@ -63,7 +63,7 @@ def mnist_gsc(tmp_path):
     make_mnist(tmp_path, n_train=100, n_test=30)
     make_gsc(
         tmp_path / "SpeechCommands" / "speech_commands_v0.02",
-        words=DIGITS + ("cat",),
+        words=DIGITS + ("go", "stop", "left", "right", "cat"),
         speakers=SPEAKERS,
     )
     return tmp_path
@@ -74,9 +74,12 @@ def test_mnist_speech_commands_pairs_within_class(mnist_gsc):
                           image_options={"val_size": 20})  # fmt: skip
     dm.prepare_data()
     dm.setup("fit")
-    assert dm.num_classes == 10 and dm.class_names[3] == "three"
+    # 10 paired digits + the paper's 4 command words, unpaired (14 GSC words); "cat" left out
+    assert (
+        dm.num_classes == 14 and dm.class_names[3] == "three" and dm.class_names[10] == "audio:go"
+    )
     audio = dm.unpaired["train"]["audio"]
-    assert len(audio) == 40 and set(audio.labels.tolist()) == set(range(10))  # "cat" is left out
+    assert len(audio) == 56 and set(audio.labels.tolist()) == set(range(14))
     for split in ("train", "val", "test"):
         pairs = dm.paired[split]
         for i in range(len(pairs)):
@@ -134,14 +137,17 @@ def test_gtsrb_speech_commands_traffic_commands(tmp_path):
     from tests.test_gtsrb import make_gtsrb
 
     make_gtsrb(tmp_path, classes=(1, 15, 35, 36, 37))  # 1 (30 km/h) is a distractor, never paired
-    words = ("go", "stop", "left", "right", "yes")
+    words = ("go", "stop", "left", "right", "yes") + DIGITS
     make_gsc(tmp_path / "speech_commands_v0.02", words=words, speakers=SPEAKERS)
     dm = PairedDataModule("gtsrb_speech_commands", data_dir=str(tmp_path), batch_size=4,
                           image_options={"val_fraction": 0.34})  # fmt: skip
     dm.setup("fit")
-    assert dm.class_names == ("go", "stop", "left", "right")
+    assert dm.class_names[:4] == ("go", "stop", "left", "right") and dm.num_classes == 4 + 5 + 10
     images = dm.unpaired["train"]["image"]
-    assert set(images.labels.tolist()) == {0, 1, 2, 3}  # 35, 15, 37, 36 -> go, stop, left, right
+    # 35, 15, 37, 36 -> go, stop, left, right; the distractor 1 (30 km/h) -> 5, unpaired
+    assert set(images.labels.tolist()) == {0, 1, 2, 3, 5}
+    assert set(dm.paired["train"].image.labels.tolist()) == {0, 1, 2, 3}
+    assert len(set(dm.unpaired["train"]["audio"].labels.tolist())) == 14
     item = dm.paired["test"][0]
     assert item["image"].shape == (3, 52, 52)
     assert dm.unpaired["test"]["audio"].labels[item["audio_index"]] == item["label"]

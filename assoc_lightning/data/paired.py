@@ -24,22 +24,27 @@ import torch
 from assoc_lightning.data.base import AssocDataModule, ClassPairedDataset, LabeledDataset
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+COMMAND_WORDS = ("go", "stop", "left", "right")  # with the digits: the VAE paper's 14 GSC words
 
 SCENARIOS: dict[str, dict] = {
     "mnist_speech_commands": {
         "image": "mnist",
         "audio": "speech_commands",
         "pairs": [(d, w) for d, w in enumerate(DIGIT_WORDS)],
+        "audio_extra": COMMAND_WORDS,
     },
     "fashion_mnist_speech_commands": {
         "image": "fashion_mnist",
         "audio": "speech_commands",
         "pairs": [(d, w) for d, w in enumerate(DIGIT_WORDS)],
+        "audio_extra": COMMAND_WORDS,
     },
     "gtsrb_speech_commands": {
         "image": "gtsrb",
         "audio": "speech_commands",
         "pairs": [(35, "go"), (15, "stop"), (37, "left"), (36, "right")],
+        "image_extra": [9, 1, 16, 17, 40],
+        "audio_extra": DIGIT_WORDS,
     },
     "mnist_tidigits": {
         "image": "mnist",
@@ -123,6 +128,8 @@ class PairedDataModule(AssocDataModule):
         audio: audio dataset name (speech_commands, tidigits).
         pairs: ``[image_class, audio_class]`` pairs; an audio class is a word for
             speech_commands or a digit for tidigits. Shared class k is the k-th pair.
+        image_extra, audio_extra: unpaired classes kept in the unimodal sets (``None``: the
+            scenario's; ``[]``: none). Labelled from ``len(pairs)`` on, images first.
         paired_fraction: fraction of training images used as pair anchors (1.0 .. 0.01).
         image_options, audio_options: extra arguments for the dataset readers.
         download: fetch public datasets (MNIST, Fashion-MNIST, GTSRB, Speech Commands) from
@@ -136,6 +143,8 @@ class PairedDataModule(AssocDataModule):
         image: str | None = None,
         audio: str | None = None,
         pairs: list[tuple[int, str | int]] | None = None,
+        image_extra: list[int] | None = None,
+        audio_extra: list[str | int] | None = None,
         paired_fraction: float = 1.0,
         image_options: dict | None = None,
         audio_options: dict | None = None,
@@ -160,15 +169,34 @@ class PairedDataModule(AssocDataModule):
         self.paired_fraction = paired_fraction
         self.image_options, self.audio_options = image_options or {}, audio_options or {}
         self.download = download
-        self.num_classes = len(self.pairs)
-        self.class_names = tuple(str(a) for _, a in self.pairs)
+        self.image_extra = list(
+            preset.get("image_extra", []) if image_extra is None else image_extra
+        )
+        self.audio_extra = list(
+            preset.get("audio_extra", []) if audio_extra is None else audio_extra
+        )
+        self.num_classes = len(self.pairs) + len(self.image_extra) + len(self.audio_extra)
+        self.class_names = tuple(
+            [str(a) for _, a in self.pairs]
+            + [f"image:{c}" for c in self.image_extra]
+            + [f"audio:{c}" for c in self.audio_extra]
+        )
+
+    def _image_mapping(self) -> dict[int, int]:
+        """Image label -> shared class (paired classes first, then image-only ones)."""
+        classes = [int(i) for i, _ in self.pairs] + [int(c) for c in self.image_extra]
+        return {c: k for k, c in enumerate(classes)}
 
     def _audio_mapping(self) -> tuple[list | None, dict[int, int]]:
         """Words to read (speech_commands) and audio label -> shared class."""
+        first_extra = len(self.pairs) + len(self.image_extra)
+        shared = list(range(len(self.pairs))) + [
+            first_extra + k for k in range(len(self.audio_extra))
+        ]
+        classes = [a for _, a in self.pairs] + list(self.audio_extra)
         if self.audio_name == "speech_commands":
-            words = [str(a) for _, a in self.pairs]
-            return words, {i: i for i in range(len(words))}
-        return None, {int(a): k for k, (_, a) in enumerate(self.pairs)}
+            return [str(a) for a in classes], dict(enumerate(shared))
+        return None, {int(a): k for a, k in zip(classes, shared, strict=True)}
 
     def prepare_data(self) -> None:
         if self.download:
@@ -184,7 +212,7 @@ class PairedDataModule(AssocDataModule):
         if self.unpaired:
             return
         words, audio_map = self._audio_mapping()
-        image_map = {int(i): k for k, (i, _) in enumerate(self.pairs)}
+        image_map = self._image_mapping()
         for split in ("train", "val", "test"):
             image = RelabeledSubset(
                 open_source(
@@ -199,10 +227,12 @@ class PairedDataModule(AssocDataModule):
                 audio_map,
             )
             self.unpaired[split] = {"image": image, "audio": audio}
-            anchors = image
+            rows = np.flatnonzero(image.labels < len(self.pairs))  # images of paired classes
             if split == "train" and self.paired_fraction < 1.0:
-                rows = stratified_fraction(image.labels, self.paired_fraction, self.seed)
-                anchors = AnchorSubset(image, rows)
+                rows = rows[
+                    stratified_fraction(image.labels[rows], self.paired_fraction, self.seed)
+                ]
+            anchors = AnchorSubset(image, rows)
             self.paired[split] = ClassPairedDataset(
                 anchors, audio, fixed=split != "train", seed=self.seed
             )
