@@ -74,3 +74,11 @@ def test_balanced_embeddings_flatten_or_first_sample():
     assert emb.shape == (2, 2) and list(mods) == ["image", "audio"]
     row = int(np.flatnonzero(mods == "audio")[0])
     assert emb[row].tolist() in ([0.0, -1.0], [-6.0, -7.0])  # the first sample of an audio input
+
+
+def test_modality_svm_count_larger_than_the_set_falls_back_to_the_ratio():
+    rng = np.random.default_rng(0)
+    is_audio = np.repeat([0, 1], 40)
+    x = rng.normal(size=(80, 4)) + 4 * is_audio[:, None]
+    with pytest.warns(UserWarning, match="paper's ratio"):
+        assert modality_svm_accuracy(x, is_audio, train_size=1600) == 1.0

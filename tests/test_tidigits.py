@@ -91,3 +91,26 @@ def test_mnist_tidigits_pairing(tmp_path):
         item = pairs[i]
         assert dm.unpaired["test"]["audio"].labels[item["audio_index"]] == item["label"]
     assert (tmp_path / "cache" / "tidigits").is_dir()
+
+
+def test_paper_config_runs_on_real_format_fixtures(tmp_path):
+    """experiments/paper/ig_mnist_tidigits.yaml through the real CLI on MNIST IDX + shorten
+    SPHERE fixtures (20 kHz audio, 1.5 s clips: the fbank front-end crops to 100 frames)."""
+    from assoc_lightning.cli import main
+    from tests.conftest import ROOT
+
+    make_mnist(tmp_path, n_train=80, n_test=20)
+    every_digit = tuple(f"{d}a" for d in "zo123456789")
+    make_tidigits(tmp_path / "TIDIGITS", speakers_per_group=1, utterances=every_digit)
+    main([
+        "fit", "--config", str(ROOT / "experiments/paper/ig_mnist_tidigits.yaml"),
+        "--data.init_args.data_dir", str(tmp_path),
+        "--data.init_args.batch_size", "8",
+        "--data.init_args.image_options", "{val_size: 20}",
+        "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+        "--trainer.limit_val_batches", "1",
+        "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
+        "--trainer.enable_progress_bar", "false",
+    ])  # fmt: skip
+    results = next((tmp_path / "runs").rglob("results.jsonl")).read_text()
+    assert '"cluster_purity"' in results and '"knn_top1/audio"' in results
