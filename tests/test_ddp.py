@@ -63,6 +63,7 @@ def worker(rank: int, port: int, out_path: str) -> None:
     dist.all_reduce(grad)  # what DDP does: average the ranks' gradients
     if rank == 0:
         torch.save({"losses": stacked / 2, "grad": grad / 2}, out_path)
+    dist.barrier()  # nobody tears gloo down while the other rank still talks to it
     dist.destroy_process_group()
 
 
@@ -100,6 +101,7 @@ def bank_worker(rank: int, port: int, out_path: str) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=2)
     feats = collect_features(Doubler(), Items(), ["image"], batch_size=2)["image"]
     torch.save(feats, f"{out_path}.{rank}")
+    dist.barrier()
     dist.destroy_process_group()
 
 

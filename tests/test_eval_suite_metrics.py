@@ -127,3 +127,11 @@ def test_linear_probe_matches_sklearn_and_is_deterministic():
         train.numpy(), ytr.numpy(), test.numpy(), yte.numpy(), c_grid=(1.0,)
     )
     assert again == acc and c == 1.0
+
+
+def test_instance_ranks_bounded_chunks_equal_one_block():
+    q, _ = blobs(90, seed=7)
+    g = q + torch.randn_like(q)
+    assert torch.equal(
+        instance_ranks(q, g, chunk=7, gallery_chunk=5), instance_ranks(q, g, chunk=4096)
+    )

@@ -40,7 +40,10 @@ def instance_ranks(
         for gs in range(0, g.size(0), gallery_chunk):
             sims = qc @ g[gs : gs + gallery_chunk].T
             cols = torch.arange(gs, gs + sims.size(1), device=g.device).unsqueeze(0)
-            rank += (sims > own).sum(1) + ((sims == own) & (cols < rows)).sum(1)
+            # the positive's own column never counts: matmul and the row-wise product may
+            # round its score differently
+            others = cols != rows
+            rank += ((sims > own) & others).sum(1) + ((sims == own) & (cols < rows)).sum(1)
         ranks.append(rank)
     return torch.cat(ranks)
 
