@@ -30,6 +30,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def isolate_child_output(path: str, rank: int) -> None:
+    """Send a spawned rank's Python output to its own file: the parent's pytest capture
+    streams are not safe to share with children (seen to abort them after capsys tests)."""
+    import sys
+
+    sys.stdout = sys.stderr = open(f"{path}.rank{rank}.log", "w", buffering=1)  # noqa: SIM115
+
+
 def make_problem():
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(8, 5, generator=g), torch.randn(8, 5, generator=g)
@@ -53,6 +61,7 @@ def losses(x, y, w, imp_v, imp_a, rows):
 
 
 def worker(rank: int, port: int, out_path: str) -> None:
+    isolate_child_output(out_path, rank)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     x, y, w, imp_v, imp_a = make_problem()
@@ -97,6 +106,7 @@ class Items(torch.utils.data.Dataset):
 def bank_worker(rank: int, port: int, out_path: str) -> None:
     from assoc_lightning.eval.bank import collect_features
 
+    isolate_child_output(out_path, rank)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     feats = collect_features(Doubler(), Items(), ["image"], batch_size=2)["image"]
