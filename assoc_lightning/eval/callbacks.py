@@ -313,7 +313,16 @@ class TSNEPlotCallback(EmbeddingEvalCallback):
         return {}
 
 
-class KNNCallback(EmbeddingEvalCallback):
+class TrainBankEvalCallback(EmbeddingEvalCallback):
+    """Base of evaluations fit on the train split's embeddings (kNN bank, linear probe): its
+    features are ``{split: {modality: Features}}`` for train, val and the evaluated split."""
+
+    def features(self, trainer, pl_module, split):
+        splits = {"train", self.val_split, split}
+        return {s: eval_features(trainer, pl_module, s, 0, self.seed) for s in sorted(splits)}
+
+
+class KNNCallback(TrainBankEvalCallback):
     """kNN classification of each modality's embeddings, the train split as the bank.
 
     Logs ``knn_top1/{modality}`` (weighted cosine vote, ``ks[0]`` neighbours, temperature
@@ -346,10 +355,6 @@ class KNNCallback(EmbeddingEvalCallback):
         self.majority_k_grid = tuple(majority_k_grid)
         self.query_chunk, self.bank_chunk = query_chunk, bank_chunk
 
-    def features(self, trainer, pl_module, split):
-        splits = {"train", self.val_split, split}
-        return {s: eval_features(trainer, pl_module, s, 0, self.seed) for s in sorted(splits)}
-
     def compute(self, features, log_dir, split, trainer):
         num_classes = _datamodule(trainer).num_classes or None
         train, val, test = features["train"], features[self.val_split], features[split]
@@ -371,7 +376,7 @@ class KNNCallback(EmbeddingEvalCallback):
         return out
 
 
-class LinearProbeCallback(EmbeddingEvalCallback):
+class LinearProbeCallback(TrainBankEvalCallback):
     """Logistic regression on frozen, standardized train-split features: ``linear_top1/{m}``.
 
     C is chosen on the validation split when evaluating another split (on the validation
@@ -394,10 +399,6 @@ class LinearProbeCallback(EmbeddingEvalCallback):
     ) -> None:
         super().__init__(every_n_epochs, val_split, final_split, 0, seed)
         self.c_grid, self.max_iter = tuple(c_grid), max_iter
-
-    def features(self, trainer, pl_module, split):
-        splits = {"train", self.val_split, split}
-        return {s: eval_features(trainer, pl_module, s, 0, self.seed) for s in sorted(splits)}
 
     def compute(self, features, log_dir, split, trainer):
         train, val, test = features["train"], features[self.val_split], features[split]

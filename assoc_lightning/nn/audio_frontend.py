@@ -78,10 +78,15 @@ class KaldiFbank(nn.Module):
         spec = torch.view_as_real(torch.fft.rfft(x, n=self.n_fft)).pow(2).sum(-1)
         feats = (spec @ self.mel_banks).clamp_min(torch.finfo(torch.float32).eps).log()
         if self.standardize:
-            mean = feats.mean(dim=1, keepdim=True)
-            std = feats.std(dim=1, keepdim=True, unbiased=False).clamp_min(1e-5)
-            feats = (feats - mean) / std
+            feats = standardize(feats, dim=1)
         return fix_num_frames(feats, self.num_frames)
+
+
+def standardize(feats: torch.Tensor, dim: int) -> torch.Tensor:
+    """Zero mean and unit variance along the time axis ``dim``, per utterance and channel."""
+    mean = feats.mean(dim=dim, keepdim=True)
+    std = feats.std(dim=dim, keepdim=True, unbiased=False).clamp_min(1e-5)
+    return (feats - mean) / std
 
 
 def fix_num_frames(feats: torch.Tensor, num_frames: int | None) -> torch.Tensor:
@@ -139,7 +144,5 @@ class MFCCFrontend(nn.Module):
             wave = wave.squeeze(1)
         feats = self.mfcc(wave.float())
         if self.standardize:
-            mean = feats.mean(dim=-1, keepdim=True)
-            std = feats.std(dim=-1, keepdim=True, unbiased=False).clamp_min(1e-5)
-            feats = (feats - mean) / std
+            feats = standardize(feats, dim=-1)
         return feats
