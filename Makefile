@@ -23,12 +23,12 @@ test-ddp: install
 	$(BIN)/python -m pytest -k ddp
 
 lint: install
-	$(BIN)/ruff check assoc_lightning tests scripts
-	$(BIN)/ruff format --check assoc_lightning tests scripts
+	$(BIN)/ruff check assoc_lightning tests scripts bench
+	$(BIN)/ruff format --check assoc_lightning tests scripts bench
 
 format: install
-	$(BIN)/ruff format assoc_lightning tests scripts
-	$(BIN)/ruff check --fix assoc_lightning tests scripts
+	$(BIN)/ruff format assoc_lightning tests scripts bench
+	$(BIN)/ruff check --fix assoc_lightning tests scripts bench
 
 # The IG paper's Table 1 sweep of lambda_ig on the embedded digits -> results/ig_lambda_sweep.md
 ig-sweep: install
