@@ -25,7 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from assoc_lightning.data.base import AssocDataModule, ClassPairedDataset, TensorLabeledDataset
+from assoc_lightning.data.base import (
+    SPLITS,
+    AssocDataModule,
+    ClassPairedDataset,
+    TensorLabeledDataset,
+)
 from assoc_lightning.data.speech_commands import SpeechCommandsClips
 from assoc_lightning.data.tts import Speaker, sample_speakers, synthesize_in_subprocess
 
@@ -209,7 +214,7 @@ class DigitsDataModule(AssocDataModule):
             return
         images, labels = digit_images()
         image_idx = image_split()
-        for split in ("train", "val", "test"):
+        for split in SPLITS:
             idx = image_idx[split]
             image = TensorLabeledDataset("image", images[idx].float().div(255.0), labels[idx])
             audio = SpeechCommandsClips(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from assoc_lightning.data.base import AssocDataModule, ClassPairedDataset, LabeledDataset
+from assoc_lightning.data.base import SPLITS, AssocDataModule, ClassPairedDataset, LabeledDataset
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 COMMAND_WORDS = ("go", "stop", "left", "right")  # with the digits: the VAE paper's 14 GSC words
@@ -213,7 +213,7 @@ class PairedDataModule(AssocDataModule):
             return
         words, audio_map = self._audio_mapping()
         image_map = self._image_mapping()
-        for split in ("train", "val", "test"):
+        for split in SPLITS:
             image = RelabeledSubset(
                 open_source(
                     "image", self.image_name, self.data_dir, split, options=self.image_options
