@@ -18,6 +18,8 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
+from assoc_lightning.data.errors import DatasetCorruptError
+
 SPLITS = ("train", "val", "test")
 MODALITIES = ("image", "audio")
 
@@ -80,8 +82,6 @@ class SkipCorruptDataset(LabeledDataset):
         raise NotImplementedError
 
     def load(self, index: int) -> torch.Tensor:
-        from assoc_lightning.data.errors import DatasetCorruptError
-
         for step in range(len(self)):
             i = (index + step) % len(self)
             if i in self.corrupt:

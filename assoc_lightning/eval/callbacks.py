@@ -1,9 +1,9 @@
 """Evaluation callbacks. Each calls ``embed`` on the datamodule's eval sets; none trains.
 
 Shared protocol (``EmbeddingEvalCallback``): skipped during the sanity check; at the end of
-every ``every_n_epochs``-th validation epoch (split ``val``; always on ``assoc validate``); once at the end of training on
-``final_split`` (``test`` by default, so ``assoc fit`` reports test numbers); and on
-``assoc test``. Features are gathered from all ranks and de-duplicated (``eval/bank.py``),
+every ``every_n_epochs``-th validation epoch (split ``val``; always on ``assoc validate``);
+once at the end of training on ``final_split`` (``test`` by default, so ``assoc fit`` reports
+test numbers); and on ``assoc test``. Features are gathered from all ranks and de-duplicated (``eval/bank.py``),
 metrics are computed on rank 0 in fp32/fp64, broadcast, logged as ``{split}/{metric}`` and
 appended to results.jsonl. Sampled embeddings are seeded per item, so results do not depend on
 the number of ranks, and evaluating never changes the training run's random stream.
@@ -21,7 +21,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from assoc_lightning.eval.bank import Features, collect_features
 from assoc_lightning.eval.clustering import kmeans_purity
-from assoc_lightning.eval.knn import knn_accuracy, majority_knn_select_k
+from assoc_lightning.eval.knn import majority_select_k, topk_neighbors, weighted_accuracy
 from assoc_lightning.eval.linear_probe import linear_probe_accuracy
 from assoc_lightning.eval.modality import modality_svm_accuracy
 from assoc_lightning.eval.results import results_writer
@@ -147,11 +147,9 @@ class EmbeddingEvalCallback(Callback):
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        if (
-            trainer.state.fn == "validate"
-            or self.every_n_epochs > 0
-            and (trainer.current_epoch + 1) % self.every_n_epochs == 0
-        ):  # `assoc validate`: always evaluate
+        always = trainer.state.fn == "validate"  # `assoc validate`: always evaluate
+        due = self.every_n_epochs > 0 and (trainer.current_epoch + 1) % self.every_n_epochs == 0
+        if always or due:
             self.evaluate(trainer, pl_module, self.val_split, via_module_log=True)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -356,20 +354,30 @@ class KNNCallback(TrainBankEvalCallback):
         self.query_chunk, self.bank_chunk = query_chunk, bank_chunk
 
     def compute(self, features, log_dir, split, trainer):
-        num_classes = _datamodule(trainer).num_classes or None
         train, val, test = features["train"], features[self.val_split], features[split]
+        kmax = max(self.ks + self.majority_k_grid)
         out = {}
         for m in test:
-            accs = knn_accuracy(
-                train[m].embeddings, train[m].labels, test[m].embeddings, test[m].labels,
-                self.ks, self.temperature, num_classes, self.query_chunk, self.bank_chunk,
-            )  # fmt: skip
+            labels = train[m].labels
+            num_classes = _datamodule(trainer).num_classes or int(labels.max()) + 1
+            # one neighbour search per query set serves both votes (and val == test reuses it)
+            search = {}
+            for s in {split, self.val_split} if self.majority_k_grid else {split}:
+                sims, idx = topk_neighbors(
+                    features[s][m].embeddings, train[m].embeddings, kmax,
+                    self.query_chunk, self.bank_chunk,
+                )  # fmt: skip
+                search[s] = (sims, labels[idx])
+            sims, neighbors = search[split]
+            accs = weighted_accuracy(
+                sims, neighbors, test[m].labels, self.ks, self.temperature, num_classes
+            )
             for i, k in enumerate(self.ks):
                 out[f"knn_top1/{m}" if i == 0 else f"knn_top1_k{k}/{m}"] = accs[k]
             if self.majority_k_grid:
-                k, _, acc = majority_knn_select_k(
-                    train[m].embeddings, train[m].labels, val[m].embeddings, val[m].labels,
-                    test[m].embeddings, test[m].labels, self.majority_k_grid, num_classes,
+                k, _, acc = majority_select_k(
+                    search[self.val_split][1], val[m].labels, neighbors, test[m].labels,
+                    self.majority_k_grid, num_classes,
                 )  # fmt: skip
                 out[f"knn_majority_top1/{m}"] = acc
                 out[f"knn_majority_k/{m}"] = float(k)

@@ -73,6 +73,46 @@ def majority_vote(neighbor_labels: torch.Tensor, num_classes: int) -> torch.Tens
     return counts.argmax(dim=1)
 
 
+def weighted_accuracy(
+    sims: torch.Tensor,
+    neighbor_labels: torch.Tensor,
+    labels: torch.Tensor,
+    ks: Sequence[int],
+    temperature: float,
+    num_classes: int,
+) -> dict[int, float]:
+    """Weighted-vote top-1 for each k, from one sorted neighbour list per query."""
+    out = {}
+    for k in ks:
+        pred = weighted_vote(sims[:, :k], neighbor_labels[:, :k], num_classes, temperature).argmax(
+            1
+        )
+        out[k] = (pred == labels).float().mean().item()
+    return out
+
+
+def majority_select_k(
+    val_neighbor_labels: torch.Tensor,
+    val_labels: torch.Tensor,
+    test_neighbor_labels: torch.Tensor,
+    test_labels: torch.Tensor,
+    k_grid: Sequence[int],
+    num_classes: int,
+) -> tuple[int, float, float]:
+    """Majority vote with k chosen on validation accuracy (ties to the smaller k), from
+    sorted neighbour labels. Returns ``(k, val_acc, test_acc)``."""
+
+    def acc(neighbors: torch.Tensor, labels: torch.Tensor, k: int) -> float:
+        return (majority_vote(neighbors[:, :k], num_classes) == labels).float().mean().item()
+
+    best_k, best_acc = None, -1.0
+    for k in sorted(k_grid):
+        a = acc(val_neighbor_labels, val_labels, k)
+        if a > best_acc:
+            best_k, best_acc = k, a
+    return best_k, best_acc, acc(test_neighbor_labels, test_labels, best_k)
+
+
 @torch.no_grad()
 def knn_accuracy(
     train: torch.Tensor,
@@ -88,12 +128,7 @@ def knn_accuracy(
     """Weighted cosine kNN top-1 accuracy for each k in ``ks`` (one neighbour search)."""
     num_classes = num_classes or int(max(train_labels.max(), test_labels.max())) + 1
     sims, idx = topk_neighbors(test, train, max(ks), query_chunk, bank_chunk)
-    labels = train_labels[idx]
-    out = {}
-    for k in ks:
-        pred = weighted_vote(sims[:, :k], labels[:, :k], num_classes, temperature).argmax(1)
-        out[k] = (pred == test_labels).float().mean().item()
-    return out
+    return weighted_accuracy(sims, train_labels[idx], test_labels, ks, temperature, num_classes)
 
 
 @torch.no_grad()
@@ -112,21 +147,8 @@ def majority_knn_select_k(
     num_classes = (
         num_classes or int(max(train_labels.max(), val_labels.max(), test_labels.max())) + 1
     )
-    kmax = max(k_grid)
-    _, vi = topk_neighbors(val, train, kmax)
-    _, ti = topk_neighbors(test, train, kmax)
-    best = None
-    for k in sorted(k_grid):
-        acc = (
-            (majority_vote(train_labels[vi[:, :k]], num_classes) == val_labels)
-            .float()
-            .mean()
-            .item()
-        )
-        if best is None or acc > best[1]:
-            best = (k, acc)
-    k, val_acc = best
-    test_acc = (
-        (majority_vote(train_labels[ti[:, :k]], num_classes) == test_labels).float().mean().item()
+    _, vi = topk_neighbors(val, train, max(k_grid))
+    _, ti = topk_neighbors(test, train, max(k_grid))
+    return majority_select_k(
+        train_labels[vi], val_labels, train_labels[ti], test_labels, k_grid, num_classes
     )
-    return k, val_acc, test_acc

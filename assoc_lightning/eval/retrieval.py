@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from assoc_lightning.eval.knn import topk_neighbors
+
 
 @torch.no_grad()
 def instance_ranks(
@@ -67,8 +69,6 @@ def class_match_at_k(
     chunk: int = 1024,
 ) -> dict[int, float]:
     """Fraction of queries with at least one same-class item among their top-K gallery items."""
-    from assoc_lightning.eval.knn import topk_neighbors
-
     _, idx = topk_neighbors(queries, gallery, max(ks), query_chunk=chunk)
     match = gallery_labels[idx] == query_labels.unsqueeze(1)
     return {k: match[:, :k].any(1).double().mean().item() for k in ks}
