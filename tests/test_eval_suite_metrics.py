@@ -12,7 +12,12 @@ from assoc_lightning.eval.knn import (
     topk_neighbors,
 )
 from assoc_lightning.eval.linear_probe import linear_probe_accuracy
-from assoc_lightning.eval.retrieval import class_match_at_k, instance_metrics, instance_ranks
+from assoc_lightning.eval.retrieval import (
+    class_match_at_k,
+    class_mean_average_precision,
+    instance_metrics,
+    instance_ranks,
+)
 
 
 def blobs(n, d=16, classes=5, spread=1.5, seed=0):
@@ -109,6 +114,25 @@ def test_class_match_hand_computed():
     g = torch.tensor([[1.0, 0.1], [1.0, 0.2], [0.0, 1.0]])
     hits = class_match_at_k(q, torch.tensor([1]), g, torch.tensor([0, 1, 1]), ks=(1, 2, 3))
     assert hits == {1: 0.0, 2: 1.0, 3: 1.0}
+
+
+def test_class_map_matches_sklearn_average_precision():
+    from sklearn.metrics import average_precision_score
+
+    gen = torch.Generator().manual_seed(3)
+    q, g = torch.randn(37, 8, generator=gen), torch.randn(90, 8, generator=gen)
+    ql, gl = torch.randint(0, 4, (37,), generator=gen), torch.randint(0, 4, (90,), generator=gen)
+    sims = (F.normalize(q, dim=1) @ F.normalize(g, dim=1).T).numpy()
+    ref = np.mean([average_precision_score(gl == ql[i], sims[i]) for i in range(37)])
+    assert class_mean_average_precision(q, ql, g, gl, chunk=5) == pytest.approx(ref, abs=1e-9)
+
+
+def test_class_map_hand_computed():
+    # ranking: g0 (class 0), g1 (class 1), g2 (class 1): positives at ranks 2, 3 -> (1/2 + 2/3) / 2
+    q = torch.tensor([[1.0, 0.0]])
+    g = torch.tensor([[1.0, 0.1], [1.0, 0.2], [0.0, 1.0]])
+    got = class_mean_average_precision(q, torch.tensor([1]), g, torch.tensor([0, 1, 1]))
+    assert got == pytest.approx((1 / 2 + 2 / 3) / 2)
 
 
 def test_linear_probe_matches_sklearn_and_is_deterministic():

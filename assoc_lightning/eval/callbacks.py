@@ -25,7 +25,12 @@ from assoc_lightning.eval.knn import majority_select_k, topk_neighbors, weighted
 from assoc_lightning.eval.linear_probe import linear_probe_accuracy
 from assoc_lightning.eval.modality import modality_svm_accuracy
 from assoc_lightning.eval.results import results_writer
-from assoc_lightning.eval.retrieval import class_match_at_k, instance_metrics, instance_ranks
+from assoc_lightning.eval.retrieval import (
+    class_match_at_k,
+    class_mean_average_precision,
+    instance_metrics,
+    instance_ranks,
+)
 from assoc_lightning.utils.dist import rank
 
 # Features computed once per (trainer, training step) and shared by every callback.
@@ -429,7 +434,8 @@ class RetrievalCallback(EmbeddingEvalCallback):
 
     Instance level (C-MCR): ``retrieval/{a2i,i2a}_r{K}``, ``_map``, ``_medr``. Class match
     (BMA-Memory Table 3): ``retrieval/{a2i,i2a}_class_r{K}``: a hit when any of the top K has
-    the query's class.
+    the query's class; ``retrieval/{a2i,i2a}_class_map``: mAP with every same-class gallery
+    item relevant (the C-MCR toy default's zero-shot measure).
 
     Args:
         ks: K for instance-level recall (1, 5, 10).
@@ -466,6 +472,9 @@ class RetrievalCallback(EmbeddingEvalCallback):
                 fq.embeddings, fq.labels, fg.embeddings, fg.labels, self.class_ks, self.chunk
             )
             out.update({f"retrieval/{name}_class_r{k}": v for k, v in hits.items()})
+            out[f"retrieval/{name}_class_map"] = class_mean_average_precision(
+                fq.embeddings, fq.labels, fg.embeddings, fg.labels
+            )
         return out
 
 

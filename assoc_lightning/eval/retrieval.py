@@ -72,3 +72,31 @@ def class_match_at_k(
     _, idx = topk_neighbors(queries, gallery, max(ks), query_chunk=chunk)
     match = gallery_labels[idx] == query_labels.unsqueeze(1)
     return {k: match[:, :k].any(1).double().mean().item() for k in ks}
+
+
+@torch.no_grad()
+def class_mean_average_precision(
+    queries: torch.Tensor,
+    query_labels: torch.Tensor,
+    gallery: torch.Tensor,
+    gallery_labels: torch.Tensor,
+    chunk: int = 256,
+) -> float:
+    """mAP with class relevance: every gallery item of the query's class is a positive.
+
+    The whole gallery is ranked by cosine (ties to the lower gallery index); AP is the mean
+    precision at each positive's rank. Queries whose class is absent from the gallery count
+    as AP 0. Memory is bounded by ``chunk x len(gallery)``.
+    """
+    q = F.normalize(queries.float(), dim=1)
+    g = F.normalize(gallery.float(), dim=1)
+    ranks = torch.arange(1, g.size(0) + 1, device=g.device, dtype=torch.float64)
+    total = 0.0
+    for s in range(0, q.size(0), chunk):
+        sims = q[s : s + chunk] @ g.T
+        order = torch.sort(sims, dim=1, descending=True, stable=True).indices
+        rel = (gallery_labels[order] == query_labels[s : s + chunk].unsqueeze(1)).double()
+        hits = rel.cumsum(1)
+        ap = (hits / ranks * rel).sum(1) / rel.sum(1).clamp_min(1)
+        total += ap.sum().item()
+    return total / max(q.size(0), 1)
