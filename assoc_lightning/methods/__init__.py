@@ -1,10 +1,12 @@
 """All methods, by name. YAML can name a class bare (``class_path: IGEmbedding``)."""
 
 from assoc_lightning.methods.base import AssociativeMethod
+from assoc_lightning.methods.cmcr import CMCR
 from assoc_lightning.methods.ig_embedding import IGEmbedding
 
 METHODS: dict[str, type[AssociativeMethod]] = {
+    CMCR.name: CMCR,
     IGEmbedding.name: IGEmbedding,
 }
 
-__all__ = ["METHODS", "AssociativeMethod", "IGEmbedding"]
+__all__ = ["CMCR", "METHODS", "AssociativeMethod", "IGEmbedding"]
