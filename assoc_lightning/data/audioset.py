@@ -219,7 +219,8 @@ def read_wav(
             rate = f.samplerate
             frames = -1
             if num_samples is not None and fit == "pad":
-                frames = int(np.ceil(num_samples * rate / sample_rate)) + 1
+                # what the output needs, plus 10 ms so the resampler's filter sees real context
+                frames = int(np.ceil(num_samples * rate / sample_rate)) + rate // 100
             data = f.read(frames=frames, dtype="float32", always_2d=True)
     except Exception as err:  # soundfile raises several types for bad files
         raise DatasetCorruptError(
