@@ -76,13 +76,26 @@ class AssocCLI(LightningCLI):
             self.trainer.save_checkpoint(os.path.join(cb.dirpath, "last.ckpt"))
 
 
+def _assoc_error(err: BaseException) -> AssocError | None:
+    """The AssocError behind ``err``: itself, or one jsonargparse wrapped while instantiating
+    a nested class from the config (e.g. a tower whose weights are missing)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, AssocError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def main(args: list[str] | None = None) -> None:
     """Console entry point ``assoc``."""
     os.environ.setdefault("WANDB_MODE", "offline")  # wandb stays offline unless the user says
     try:
         AssocCLI(args=args)
-    except AssocError as err:
-        if os.environ.get("ASSOC_DEBUG"):
+    except Exception as exc:
+        err = _assoc_error(exc)
+        if err is None or os.environ.get("ASSOC_DEBUG"):
             raise
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -50,34 +50,9 @@ from assoc_lightning.losses.contrastive import info_nce
 from assoc_lightning.methods.base import AssociativeMethod
 from assoc_lightning.nn.consistency import MODES, memory_read
 from assoc_lightning.nn.projector import MLPProjector
+from assoc_lightning.nn.towers import build_embedding_cache
 
 SIDES = ("image", "audio")
-
-
-def cached_embeddings(directory, encode_fn, source, batch_size, dtype):  # placeholder
-    path = Path(directory) / "embeddings.npy"
-    if path.exists():
-        return np.load(path, mmap_mode="r")
-    from torch.utils.data import DataLoader
-
-    if isinstance(source, list):
-        chunks = [encode_fn(source[i : i + batch_size]) for i in range(0, len(source), batch_size)]
-    else:
-        chunks = [encode_fn(b) for b in DataLoader(source, batch_size=batch_size)]
-    arr = torch.cat(chunks).cpu().numpy().astype(dtype)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, arr)
-    return np.load(path, mmap_mode="r")
-
-
-def cached_tensor(directory, fn, dtype):  # placeholder
-    path = Path(directory) / "embeddings.npy"
-    if path.exists():
-        return np.load(path, mmap_mode="r")
-    arr = fn().cpu().numpy().astype(dtype)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, arr)
-    return np.load(path, mmap_mode="r")
 
 
 class CMCR(AssociativeMethod):
@@ -175,24 +150,34 @@ class CMCR(AssociativeMethod):
         for side in SIDES:
             tower = self.space(side)
             root = cache / f"{side}_{tower.fingerprint()}_{dm.fingerprint}"
-            texts = cached_embeddings(
-                root / "captions", lambda batch, t=tower: t.encode("text", batch),
-                dm.captions, hp.embed_batch_size, hp.cache_dtype,
+            fp = f"{tower.fingerprint()}:{dm.fingerprint}"
+            texts = self._cache(
+                root / "captions", lambda b, t=tower: t.encode("text", b), dm.captions, fp,
+                tower.dim,
             )  # fmt: skip
-            memory = cached_embeddings(
-                root / "memory", lambda batch, t=tower, s=side: t.encode(s, batch[s]),
-                dm.memory(side), hp.embed_batch_size, hp.cache_dtype,
+            memory = self._cache(
+                root / "memory", lambda b, t=tower, s=side: t.encode(s, b[s]), dm.memory(side),
+                fp, tower.dim,
             )  # fmt: skip
-            tag = f"read_{hp.consistency}_tau{hp.tau_memory:g}"
-            reads = cached_tensor(
-                root / tag,
-                lambda t=texts, m=memory: memory_read(
-                    t, m, hp.tau_memory, hp.consistency, hp.query_chunk, hp.memory_chunk,
-                    seed=0, device=self.device,
+            read = f"{hp.consistency}:{hp.tau_memory}"
+            reads = self._cache(
+                root / f"read_{hp.consistency}_tau{hp.tau_memory:g}",
+                lambda idx, t=texts, m=memory: memory_read(
+                    t[np.sort(np.asarray(idx))], m, hp.tau_memory, hp.consistency,
+                    hp.query_chunk, hp.memory_chunk, seed=int(idx[0]), device=self.device,
                 ),
-                hp.cache_dtype,
+                range(len(dm.captions)), f"{fp}:{read}", tower.dim, batch_size=hp.query_chunk,
             )  # fmt: skip
             self.tables[f"text_{side}"], self.tables[f"read_{side}"] = texts, reads
+
+    def _cache(self, directory, fn, source, fingerprint, dim, batch_size=None) -> np.ndarray:
+        """A resumable memory-mapped cache of ``fn`` over ``source`` (``nn.towers``)."""
+        hp = self.hparams
+        cache = build_embedding_cache(
+            directory, fn, source, len(source), dim, fingerprint=fingerprint,
+            dtype=hp.cache_dtype, batch_size=batch_size or hp.embed_batch_size,
+        )  # fmt: skip
+        return cache.load()
 
     def lookup(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         """The cached rows of these caption indices, as float32 on this device."""
