@@ -61,6 +61,17 @@ def test_corrupt_clip_is_skipped_counted_and_warned(tmp_path):
     assert ds.num_corrupt == 1
 
 
+def test_replacement_of_a_corrupt_clip_carries_its_own_label(tmp_path):
+    make_gsc(tmp_path, speakers=("aaaa1111", "bbbb2222", "cccc3333", "dddd4444"))
+    ds = SpeechCommandsClips(tmp_path, "train", ["yes", "no"])
+    last_no = max(i for i, f in enumerate(ds.files) if f.startswith("no/"))
+    assert ds.labels[last_no] != ds.labels[last_no + 1]  # the next row is a "yes"
+    (tmp_path / ds.files[last_no]).write_bytes(b"RIFF\x00\x00garbage")
+    with pytest.warns(UserWarning, match="skipping corrupt file"):
+        item = ds[last_no]
+    assert item["index"] == last_no and item["label"] == ds.labels[last_no + 1]
+
+
 def test_find_speech_commands_layouts(tmp_path):
     nested = tmp_path / "SpeechCommands" / "speech_commands_v0.02"
     make_gsc(nested)

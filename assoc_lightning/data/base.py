@@ -81,13 +81,14 @@ class SkipCorruptDataset(LabeledDataset):
     def read(self, index: int) -> torch.Tensor:
         raise NotImplementedError
 
-    def load(self, index: int) -> torch.Tensor:
+    def readable(self, index: int) -> tuple[int, torch.Tensor]:
+        """``(row, sample)``: ``index`` itself, or the next readable row if it is corrupt."""
         for step in range(len(self)):
             i = (index + step) % len(self)
             if i in self.corrupt:
                 continue
             try:
-                return self.read(i)
+                return i, self.read(i)
             except DatasetCorruptError as err:
                 if not self.skip_corrupt:
                     raise
@@ -97,6 +98,15 @@ class SkipCorruptDataset(LabeledDataset):
                     stacklevel=2,
                 )
         raise DatasetCorruptError(type(self).__name__, "at least one readable file", "none")
+
+    def load(self, index: int) -> torch.Tensor:
+        return self.readable(index)[1]
+
+    def __getitem__(self, index: int) -> dict:
+        # a replacement keeps the requested index (so feature banks stay complete) but carries
+        # the label of the row actually read
+        row, sample = self.readable(index)
+        return {self.modality: sample, "label": int(self.labels[row]), "index": index}
 
 
 class TensorLabeledDataset(LabeledDataset):
