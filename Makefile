@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat constraints.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test test-ddp lint format bench ig-sweep reproduce-table1 docker clean
+.PHONY: install run test test-ddp lint format bench ig-sweep cmcr-ablation reproduce-table1 docker clean
 
 install: $(STAMP)
 
@@ -34,6 +34,10 @@ format: install
 ig-sweep: install
 	$(BIN)/python scripts/ig_lambda_sweep.py
 
+# C-MCR Table 5 on the embedded digits, 5 seeds per row -> results/cmcr_ablation.md
+cmcr-ablation: install
+	$(BIN)/python scripts/cmcr_ablation.py --rows all
+
 # Every experiments/*.yaml on the embedded default, same evaluation -> results/table1.{md,csv}
 reproduce-table1: install
 	for cfg in experiments/*.yaml; do \
@@ -44,6 +48,7 @@ reproduce-table1: install
 # Benchmarks print ratios against a reference; run them alone on the machine.
 bench: install
 	$(BIN)/python bench/knn_retrieval.py
+	$(BIN)/python bench/cmcr_training.py
 
 docker:
 	docker build -t assoc_lightning .
