@@ -14,7 +14,7 @@ $(STAMP): constraints.txt pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $@
 
 run: install
-	$(BIN)/assoc fit --config experiments/ig_embedding.yaml
+	$(BIN)/assoc fit --config experiments/cmcr.yaml
 
 test: install
 	$(BIN)/python -m pytest
