@@ -168,3 +168,25 @@ def test_ddp_validate_matches_single_process(digits_dir, tmp_path):
     assert "retrieval/a2i_r1" in results[1] and "cluster_purity" in results[1]
     for name, value in results[1].items():
         assert results[2][name] == pytest.approx(value, abs=1e-9), name
+
+
+@pytest.mark.slow
+def test_ddp_cmcr_builds_caches_once_and_trains(digits_dir, tmp_path):
+    """C-MCR on 2 ranks from empty caches: rank 0 trains the local towers and fills the caches
+    while rank 1 waits at the barrier, then both train from the same tables."""
+    towers = [f"--model.init_args.{side}_space.init_args.{k}" for side in ("image", "audio")
+              for k in ("steps", "seed")]  # fmt: skip
+    run_cli([
+        "fit", "--config", str(ROOT / "experiments/cmcr.yaml"),
+        "--data.init_args.data_dir", str(digits_dir),
+        "--data.init_args.num_speakers", str(TINY_SPEAKERS),
+        "--trainer.enable_progress_bar", "false", "--trainer.accelerator", "cpu",
+        "--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.max_steps", "3",
+        "--eval.knn", "false", "--eval.linear_probe", "false",
+        towers[0], "5", towers[1], "101", towers[2], "5", towers[3], "102",  # fresh caches
+        "--trainer.logger.init_args.save_dir", "ddp",
+    ], tmp_path)  # fmt: skip
+    run = next((tmp_path / "ddp").rglob("version_0"))
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert "retrieval/a2i_class_r1" in metrics_of(run)
+    assert len(list((digits_dir / "cache" / "cmcr" / "towers").glob("toy_space_*"))) >= 2
