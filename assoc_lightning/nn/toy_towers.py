@@ -30,6 +30,7 @@ from assoc_lightning.losses.contrastive import info_nce
 from assoc_lightning.nn.audio_frontend import KaldiFbank, standardize
 
 log = logging.getLogger(__name__)
+ARCH_VERSION = 2  # bump when the architecture changes: cached weights then no longer match
 
 
 class HashedBagOfWords(nn.Module):
@@ -59,15 +60,29 @@ class HashedBagOfWords(nn.Module):
         return self.mlp(self.bag(ids.to(device), offsets.to(device)))
 
 
-def _conv_stack(channels: int, dim: int, pooled: tuple[int, int]) -> nn.Sequential:
+def _image_encoder(dim: int) -> nn.Sequential:
+    """28x28 -> two stride-2 3x3 convs (32, 64) -> linear."""
     return nn.Sequential(
-        nn.Conv2d(channels, 32, 3, stride=2, padding=1),
+        nn.Conv2d(1, 32, 3, stride=2, padding=1),
         nn.ReLU(inplace=True),
         nn.Conv2d(32, 64, 3, stride=2, padding=1),
         nn.ReLU(inplace=True),
-        nn.AdaptiveAvgPool2d(pooled),
         nn.Flatten(),
-        nn.Linear(64 * pooled[0] * pooled[1], dim),
+        nn.Linear(64 * 7 * 7, dim),
+    )
+
+
+def _audio_encoder(dim: int, bins: int) -> nn.Sequential:
+    """``[N, bins, frames]`` fbank -> two stride-2 1-D convs over time (mel bins as channels)
+    -> 8 pooled time steps -> linear (1-D convs: ~5x cheaper than 2-D ones on CPU)."""
+    return nn.Sequential(
+        nn.Conv1d(bins, 64, 5, stride=2, padding=2),
+        nn.ReLU(inplace=True),
+        nn.Conv1d(64, 64, 5, stride=2, padding=2),
+        nn.ReLU(inplace=True),
+        nn.AdaptiveAvgPool1d(8),
+        nn.Flatten(),
+        nn.Linear(64 * 8, dim),
     )
 
 
@@ -108,10 +123,10 @@ class ToyContrastiveSpace(nn.Module):
             torch.manual_seed(seed)
             self.text = HashedBagOfWords(dim)
             if modality == "image":
-                self.encoder = _conv_stack(1, dim, (7, 7))
+                self.encoder = _image_encoder(dim)
             else:
                 self.fbank = KaldiFbank(sample_rate, num_mel_bins=40)
-                self.encoder = _conv_stack(1, dim, (4, 4))
+                self.encoder = _audio_encoder(dim, 40)
         self._fingerprint: str | None = None
         self.requires_grad_(False)
         self.eval()
@@ -129,7 +144,7 @@ class ToyContrastiveSpace(nn.Module):
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         if self.modality == "image":
             return x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
-        return standardize(self.fbank(x.float()), dim=1).unsqueeze(1)  # [N, 1, T, 40]
+        return standardize(self.fbank(x.float()), dim=1).transpose(1, 2)  # [N, 40, T]
 
     def _encode_features(self, feats: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.encoder(feats), dim=-1)
@@ -158,7 +173,9 @@ class ToyContrastiveSpace(nn.Module):
         ``inputs[i]`` has class ``labels[i]``; a training pair is an input with a caption drawn
         from ``captions[labels[i]]``.
         """
-        key = json.dumps({**self.config, "data": source_fingerprint}, sort_keys=True)
+        key = json.dumps(
+            {**self.config, "data": source_fingerprint, "arch": ARCH_VERSION}, sort_keys=True
+        )
         self._fingerprint = hashlib.sha1(key.encode()).hexdigest()[:16]
         path = Path(cache_dir) / f"toy_space_{self.modality}_{self._fingerprint}.pt"
         if path.exists():
