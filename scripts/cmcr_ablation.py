@@ -10,6 +10,8 @@ caches are shared by every run: only the projectors are retrained.
     python scripts/cmcr_ablation.py                    # rows K and F, 5 seeds (the README)
     python scripts/cmcr_ablation.py --rows all         # every row of Table 5
     python scripts/cmcr_ablation.py --table-only       # rebuild the table from runs/
+
+Finished (row, seed) runs are kept and skipped, so an interrupted ablation resumes.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def cell(values: list[float]) -> str:
     if not values:
         return "not run"
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.3f} ± {sd:.3f}"
+    return f"{statistics.mean(values):.3f} ± {sd:.3f} (n={len(values)})"
 
 
 def write_table(save_dir: Path, rows: list[str], seeds: list[int], out: Path) -> str:
@@ -74,8 +76,8 @@ def write_table(save_dir: Path, rows: list[str], seeds: list[int], out: Path) ->
     text = (
         "# C-MCR ablation (paper Table 5) on the embedded digits\n\n"
         "Ours: `experiments/cmcr.yaml` (two locally trained contrastive spaces, 300 projector "
-        f"steps), zero-shot audio<->image retrieval on the test digits, mean ± sd over seeds "
-        f"{seeds} (class-match: a hit is a same-digit item; chance R@1 = 0.1). Paper: "
+        f"steps), zero-shot audio<->image retrieval on the test digits, mean ± sd over the "
+        f"seeds run (n, out of {seeds}) (class-match: a hit is a same-digit item; chance R@1 = 0.1). Paper: "
         "CLIP + CLAP, instance-level mAP (%) on AVE and Flickr-SoundNet. Regenerate with "
         "`python scripts/cmcr_ablation.py`.\n\n" + "\n".join(lines) + "\n"
     )
@@ -100,6 +102,8 @@ def main() -> None:
         exe = Path(sys.executable).with_name("assoc")
         for row in rows:
             for seed in args.seeds:
+                if test_metrics(args.save_dir / f"row_{row}_seed{seed}"):
+                    continue  # done in an earlier invocation
                 cmd = [
                     str(exe), "fit", "--config", args.config, "--seed_everything", str(seed),
                     "--trainer.logger.init_args.save_dir", str(args.save_dir),
