@@ -31,6 +31,11 @@ from assoc_lightning.data.base import (
     ClassPairedDataset,
     TensorLabeledDataset,
 )
+from assoc_lightning.data.paired import (
+    AnchorSubset,
+    stratified_fraction,
+    train_loader_with_unpaired,
+)
 from assoc_lightning.data.speech_commands import SpeechCommandsClips
 from assoc_lightning.data.tts import Speaker, sample_speakers, synthesize_in_subprocess
 
@@ -182,6 +187,10 @@ class DigitsDataModule(AssocDataModule):
     Args:
         num_speakers: synthetic talkers; each says all ten digits once.
         generation_seed: seed for the talkers and the speaker split (changes the data).
+        paired_fraction: fraction of training images used as pair anchors (1.0 .. 0.01,
+            class-stratified, seeded), as in ``PairedDataModule``; the unimodal sets keep all.
+        unpaired_train: also stream every training item of each modality, unpaired
+            (``data.paired.train_loader_with_unpaired``).
         data_dir, batch_size, eval_batch_size, num_workers, seed: see ``AssocDataModule``.
     """
 
@@ -197,10 +206,16 @@ class DigitsDataModule(AssocDataModule):
         seed: int = 0,
         num_speakers: int = 240,
         generation_seed: int = 0,
+        paired_fraction: float = 1.0,
+        unpaired_train: bool = False,
     ) -> None:
         super().__init__(data_dir, batch_size, eval_batch_size, num_workers, seed)
+        if not 0.0 < paired_fraction <= 1.0:
+            raise ValueError(f"paired_fraction must be in (0, 1], got {paired_fraction}")
         self.num_speakers = num_speakers
         self.generation_seed = generation_seed
+        self.paired_fraction = paired_fraction
+        self.unpaired_train = unpaired_train
 
     @property
     def audio_root(self) -> Path:
@@ -221,6 +236,15 @@ class DigitsDataModule(AssocDataModule):
                 self.audio_root, split, WORDS, name="embedded spoken digits"
             )
             self.unpaired[split] = {"image": image, "audio": audio}
+            anchors = image
+            if split == "train" and self.paired_fraction < 1.0:
+                rows = stratified_fraction(image.labels, self.paired_fraction, self.seed)
+                anchors = AnchorSubset(image, rows)
             self.paired[split] = ClassPairedDataset(
-                image, audio, fixed=split != "train", seed=self.seed
+                anchors, audio, fixed=split != "train", seed=self.seed
             )
+
+    def train_dataloader(self):
+        if self.unpaired_train:
+            return train_loader_with_unpaired(self)
+        return super().train_dataloader()
