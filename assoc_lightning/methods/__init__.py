@@ -3,10 +3,12 @@
 from assoc_lightning.methods.base import AssociativeMethod
 from assoc_lightning.methods.cmcr import CMCR
 from assoc_lightning.methods.ig_embedding import IGEmbedding
+from assoc_lightning.methods.vae_associator import VAEAssociator
 
 METHODS: dict[str, type[AssociativeMethod]] = {
     CMCR.name: CMCR,
     IGEmbedding.name: IGEmbedding,
+    VAEAssociator.name: VAEAssociator,
 }
 
-__all__ = ["CMCR", "METHODS", "AssociativeMethod", "IGEmbedding"]
+__all__ = ["CMCR", "METHODS", "AssociativeMethod", "IGEmbedding", "VAEAssociator"]

@@ -5,6 +5,12 @@
 Evaluation callbacks only ever call ``embed`` (and ``embed_samples`` for stochastic
 embeddings), so a new method gets every evaluation and a new evaluation works for every
 method. No method logic lives here.
+
+Methods that generate one modality from another also keep a second, optional promise, used by
+the recognition-accuracy evaluation (``eval/recognition.py``):
+
+    output_space(batch) -> {modality: Tensor[N, ...]}   # the data as the decoders produce it
+    translate(batch, source, target) -> Tensor[N, ...]   # target generated from batch[source]
 """
 
 from __future__ import annotations
@@ -35,6 +41,18 @@ class AssociativeMethod(LightningModule):
         ``(seed, batch["index"][i])`` only, so evaluation is independent of batching and ranks.
         """
         return {k: v.unsqueeze(1).expand(-1, num_samples, -1) for k, v in self.embed(batch).items()}
+
+    def output_space(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Each modality present in ``batch`` as the tensors ``translate`` outputs (e.g. images
+        as they are, audio as the front-end's features), so a classifier trained on the
+        original data can judge generated data. Optional: methods without a decoder raise."""
+        raise NotImplementedError(f"{type(self).__name__} does not generate data")
+
+    def translate(self, batch: dict, source: str, target: str) -> torch.Tensor:
+        """``target``-modality data generated from ``batch[source]`` (deterministically, e.g.
+        from posterior means), in ``output_space``; ``source == target`` reconstructs.
+        Optional: methods without a decoder raise ``NotImplementedError``."""
+        raise NotImplementedError(f"{type(self).__name__} does not generate data")
 
     def log_losses(self, losses: dict[str, torch.Tensor], stage: str, batch_size: int) -> None:
         """Log every term as ``{stage}/{name}``; stop with a clear error if ``loss`` is not finite."""
