@@ -106,6 +106,9 @@ class EmbeddingEvalCallback(Callback):
         seed: seed for sampling and subsetting in the evaluation.
     """
 
+    # modalities the evaluation is defined for (e.g. audio->image retrieval); empty: any
+    needs: frozenset[str] = frozenset()
+
     def __init__(
         self,
         every_n_epochs: int = 1,
@@ -120,6 +123,14 @@ class EmbeddingEvalCallback(Callback):
         self.num_samples = num_samples
         self.seed = seed
 
+    def applies(self, trainer: Trainer) -> bool:
+        """Whether the datamodule has every modality in ``needs``; says once when not."""
+        missing = self.needs - set(_datamodule(trainer).modalities)
+        if missing and not getattr(self, "_said_skip", False):
+            rank_zero_info(f"{type(self).__name__}: skipped, the data have no {sorted(missing)}")
+            self._said_skip = True
+        return not missing
+
     def features(self, trainer: Trainer, pl_module: LightningModule, split: str):
         """The gathered features :meth:`compute` needs; runs on every rank."""
         return eval_features(trainer, pl_module, split, self.num_samples, self.seed)
@@ -132,6 +143,8 @@ class EmbeddingEvalCallback(Callback):
         self, trainer: Trainer, pl_module: LightningModule, split: str, via_module_log: bool
     ) -> dict:
         """Run on every rank: gather features, compute on rank 0, broadcast, log, record."""
+        if not self.applies(trainer):  # the same answer on every rank
+            return {}
         features = self.features(trainer, pl_module, split)
         log_dir = Path(trainer.log_dir or trainer.default_root_dir)  # a broadcast: all ranks
         metrics = self.compute(features, log_dir, split, trainer) if rank() == 0 else None
@@ -232,6 +245,8 @@ class ModalityClassifierCallback(EmbeddingEvalCallback):
         every_n_epochs, val_split, final_split, num_samples, seed: see EmbeddingEvalCallback.
     """
 
+    needs = frozenset({"image", "audio"})
+
     def __init__(
         self,
         train_size: int | float = 1600 / 2152,
@@ -261,6 +276,8 @@ class TSNEPlotCallback(EmbeddingEvalCallback):
     to ``<log_dir>/tsne_<split>_step<step>.png`` and to wandb when a WandbLogger is active.
     Runs at the end of training and on test by default (``every_n_epochs=0``).
     """
+
+    needs = frozenset({"image", "audio"})
 
     def __init__(
         self,
@@ -443,6 +460,8 @@ class RetrievalCallback(EmbeddingEvalCallback):
         chunk: queries per similarity block.
         every_n_epochs, val_split, final_split, seed: see EmbeddingEvalCallback.
     """
+
+    needs = frozenset({"image", "audio"})
 
     def __init__(
         self,
