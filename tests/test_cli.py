@@ -33,6 +33,7 @@ def tiny_args(config, data_dir, save_dir):
         "--trainer.limit_train_batches", "2",
         "--trainer.limit_val_batches", "1",
         "--trainer.check_val_every_n_epoch", "1",
+        "--trainer.log_every_n_steps", "1",
         "--trainer.logger.init_args.save_dir", str(save_dir),
         "--trainer.enable_progress_bar", "false",
     ]  # fmt: skip
