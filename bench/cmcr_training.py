@@ -162,10 +162,14 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = ap.parse_args()
     tables = make_tables(a.captions, a.dim)
-    plain = run_plain(tables, a.dim, a.batch, a.steps, a.device)
-    ours = run_lightning(tables, a.dim, a.batch, a.steps, a.device)
+    # alternate the two, twice, and keep each one's best: the first run in a process also
+    # pays one-off costs (allocator growth, page faults on the tables)
+    plain, ours = 0.0, 0.0
+    for _ in range(2):
+        plain = max(plain, run_plain(tables, a.dim, a.batch, a.steps, a.device))
+        ours = max(ours, run_lightning(tables, a.dim, a.batch, a.steps, a.device))
     print(f"training from caches ({a.device}, batch {a.batch}, dim {a.dim}):")
-    print(f"  plain PyTorch loop  {plain:10.0f} samples/s")
+    print(f"  plain PyTorch loop   {plain:9.0f} samples/s   (best of 2, alternating)")
     print(
         f"  CMCR LightningModule {ours:9.0f} samples/s   ratio {ours / plain:.3f} (target >= 0.9)"
     )
