@@ -5,7 +5,7 @@ from assoc_lightning.data.base import AssocDataModule
 from assoc_lightning.data.cmcr import CMCRDataModule
 from assoc_lightning.data.cmcr_digits import CMCRDigitsDataModule
 from assoc_lightning.data.digits import DigitsDataModule
-from assoc_lightning.data.paired import PairedDataModule
+from assoc_lightning.data.paired import MultiPairedDataModule, PairedDataModule
 
 DATAMODULES: dict[str, type[AssocDataModule]] = {
     "ave": AVERetrievalDataModule,
@@ -13,6 +13,7 @@ DATAMODULES: dict[str, type[AssocDataModule]] = {
     "cmcr_digits": CMCRDigitsDataModule,
     "digits": DigitsDataModule,
     "flickr_soundnet": FlickrSoundNetDataModule,
+    "multi_paired": MultiPairedDataModule,
     "paired": PairedDataModule,
 }
 
@@ -24,5 +25,6 @@ __all__ = [
     "CMCRDigitsDataModule",
     "DigitsDataModule",
     "FlickrSoundNetDataModule",
+    "MultiPairedDataModule",
     "PairedDataModule",
 ]
