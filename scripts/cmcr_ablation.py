@@ -17,11 +17,12 @@ Finished (row, seed) runs are kept and skipped, so an interrupted ablation resum
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from assoc_lightning.eval.results import newest_test_metrics
 
 M = "--model.init_args."
 # row -> (change, overrides, paper mAP AVE A2I / AVE I2A / Flickr A2I / Flickr I2A)
@@ -44,16 +45,6 @@ ROWS = {
 METRICS = ("a2i_class_r1", "i2a_class_r1", "a2i_class_map", "i2a_class_map")
 
 
-def test_metrics(run: Path) -> dict[str, float]:
-    """Test metrics of the newest version of a run (empty when it has none)."""
-    versions = sorted(run.glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
-    path = versions[-1] / "results.jsonl" if versions else None
-    if path is None or not path.is_file():
-        return {}
-    records = [json.loads(line) for line in path.read_text().splitlines()]
-    return {r["metric"]: r["value"] for r in records if r["split"] == "test"}
-
-
 def cell(values: list[float]) -> str:
     if not values:
         return "not run"
@@ -68,7 +59,7 @@ def write_table(save_dir: Path, rows: list[str], seeds: list[int], out: Path) ->
     lines = [head, "|---" * (len(METRICS) + 3) + "|"]
     for row in rows:
         change, _, paper = ROWS[row]
-        runs = [test_metrics(save_dir / f"row_{row}_seed{s}") for s in seeds]
+        runs = [newest_test_metrics(save_dir / f"row_{row}_seed{s}") for s in seeds]
         vals = [cell([r[f"retrieval/{m}"] for r in runs if f"retrieval/{m}" in r]) for m in METRICS]
         lines.append(
             f"| {row} | {change} | " + " | ".join(vals) + " | " + " / ".join(map(str, paper)) + " |"
@@ -102,7 +93,7 @@ def main() -> None:
         exe = Path(sys.executable).with_name("assoc")
         for row in rows:
             for seed in args.seeds:
-                if test_metrics(args.save_dir / f"row_{row}_seed{seed}"):
+                if newest_test_metrics(args.save_dir / f"row_{row}_seed{seed}"):
                     continue  # done in an earlier invocation
                 cmd = [
                     str(exe), "fit", "--config", args.config, "--seed_everything", str(seed),

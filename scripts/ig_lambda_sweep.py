@@ -11,10 +11,11 @@ results.jsonl and writes results/ig_lambda_sweep.md with the paper's numbers bes
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
+
+from assoc_lightning.eval.results import newest_test_metrics
 
 # lambda_ig -> (cluster purity, modality SVM accuracy), Leidal et al. 2017, Table 1
 PAPER = {
@@ -33,25 +34,13 @@ def run_name(lam: float) -> str:
     return f"lambda_{lam:.3g}"
 
 
-def final_metrics(run_root: Path) -> dict[str, float]:
-    """Test metrics of the newest version of a run."""
-    versions = sorted(run_root.glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
-    if not versions:
-        return {}
-    path = versions[-1] / "results.jsonl"
-    if not path.is_file():
-        return {}
-    records = [json.loads(line) for line in path.read_text().splitlines()]
-    return {r["metric"]: r["value"] for r in records if r["split"] == "test"}
-
-
 def write_table(save_dir: Path, out: Path, steps: str) -> str:
     rows = [
         "| lambda_ig | purity (ours) | purity (paper) | modality acc (ours) | modality acc (paper) |",
         "|---|---|---|---|---|",
     ]
     for lam, (p_pur, p_mod) in PAPER.items():
-        m = final_metrics(save_dir / "ig_sweep" / run_name(lam))
+        m = newest_test_metrics(save_dir / "ig_sweep" / run_name(lam))
         pur = f"{m['cluster_purity']:.3f}" if "cluster_purity" in m else "not run"
         mod = f"{m['modality_acc']:.3f}" if "modality_acc" in m else "not run"
         rows.append(f"| {lam:.3g} | {pur} | {p_pur:.3f} | {mod} | {p_mod:.3f} |")

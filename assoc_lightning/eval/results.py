@@ -82,3 +82,14 @@ def results_writer(trainer: Trainer) -> ResultsWriter:
     writer = ResultsWriter()
     trainer.callbacks.append(writer)
     return writer
+
+
+def newest_test_metrics(run_root: str | Path) -> dict[str, float]:
+    """``{metric: value}`` of the test split in the newest ``version_*`` of a logger folder
+    (empty when it has none): what the sweep scripts read back from their runs."""
+    versions = sorted(Path(run_root).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+    path = versions[-1] / "results.jsonl" if versions else None
+    if path is None or not path.is_file():
+        return {}
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {r["metric"]: r["value"] for r in records if r["split"] == "test"}
