@@ -306,7 +306,6 @@ class AudioSetClips(SkipCorruptDataset):
         super().__init__(first, skip_corrupt)
         self._handles: dict[int, object] = {}
         self._handles_pid = os.getpid()
-        self._last_row = 0
         if self.num_missing:
             warnings.warn(
                 f"AudioSet {split}: {self.num_missing} of {self.num_missing + len(self)} listed "
@@ -453,7 +452,6 @@ class AudioSetClips(SkipCorruptDataset):
             wave = fit_length(
                 resample(wave, source.sample_rate, self.sample_rate), self.clip_samples
             )
-        self._last_row = index
         return wave
 
     def multi_hot(self, index: int) -> torch.Tensor:
@@ -463,8 +461,7 @@ class AudioSetClips(SkipCorruptDataset):
         return out
 
     def __getitem__(self, index: int) -> dict:
-        audio = self.load(index)
-        row = self._last_row  # the clip actually read (the next one if ``index`` is corrupt)
+        row, audio = self.readable(index)  # the next clip's row if ``index`` is corrupt
         return {
             "audio": audio,
             "label": int(self.labels[row]),

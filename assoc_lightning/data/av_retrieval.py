@@ -188,7 +188,6 @@ class AVPairs(SkipCorruptDataset):
         self.ids = list(ids)
         self.image_size, self.sample_rate = image_size, sample_rate
         self.clip_samples = int(round(sample_rate * clip_seconds))
-        self.last_row = 0
 
     def read_image(self, index: int) -> torch.Tensor:
         raise NotImplementedError
@@ -197,13 +196,11 @@ class AVPairs(SkipCorruptDataset):
         raise NotImplementedError
 
     def read(self, index: int) -> dict:
-        pair = {"image": self.read_image(index), "audio": self.read_audio(index)}
-        self.last_row = index
-        return pair
+        return {"image": self.read_image(index), "audio": self.read_audio(index)}
 
     def __getitem__(self, index: int) -> dict:
-        pair = self.load(index)
-        return {**pair, "label": int(self.labels[self.last_row]), "index": index, "pair_id": index}
+        row, pair = self.readable(index)  # both modalities from the same (replacement) row
+        return {**pair, "label": int(self.labels[row]), "index": index, "pair_id": index}
 
     def view(self, modality: str) -> PairView:
         """The rows' ``image`` or ``audio`` alone, same indices and labels, shared corrupt set."""
@@ -219,17 +216,10 @@ class PairView(SkipCorruptDataset):
         super().__init__(pairs.labels, pairs.skip_corrupt)
         self.pairs, self.modality = pairs, modality
         self.corrupt = pairs.corrupt  # one set of corrupt rows for the pairs and both views
-        self.last_row = 0
 
     def read(self, index: int) -> torch.Tensor:
         reader = self.pairs.read_image if self.modality == "image" else self.pairs.read_audio
-        out = reader(index)
-        self.last_row = index
-        return out
-
-    def __getitem__(self, index: int) -> dict:
-        x = self.load(index)
-        return {self.modality: x, "label": int(self.labels[self.last_row]), "index": index}
+        return reader(index)
 
 
 def _warn_missing(name: str, missing: int, kept: int, where: Path) -> None:
