@@ -57,7 +57,7 @@ class AssocCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         # The shared evaluation (kNN, linear probe, retrieval) is on for every run; configure
-        # it under `eval:` (experiments/base/eval.yaml) or turn parts off there.
+        # its children under `eval:` (e.g. `eval: {knn: {ks: [20]}, retrieval: null}`).
         parser.add_lightning_class_args(EvaluationSuite, "eval")
 
     def instantiate_trainer(self, **kwargs):

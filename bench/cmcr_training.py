@@ -4,7 +4,7 @@
    caption-index loader, lookup, completion noise, both projectors, L_ttc + L_avc + L_intra,
    AdamW + cosine schedule) against a plain PyTorch loop doing the same work on the same
    tables. Prints samples/s of both and the ratio (target >= 0.9).
-2. The memory read (``nn.consistency.memory_read``: online softmax over memory chunks)
+2. The memory read (``nn.memory_read.memory_read``: online softmax over memory chunks)
    against this machine's plain matmul throughput on the same shapes: the fraction of the
    matmul GFLOP/s it reaches (the similarity and the weighted sum are two matmuls).
 
@@ -25,11 +25,11 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningDataModule, Trainer
 from torch import nn
 
-from assoc_lightning.data.cmcr import caption_loader
+from assoc_lightning.data.datamodules.cmcr import caption_loader
 from assoc_lightning.losses.alignment import paired_distance
 from assoc_lightning.losses.contrastive import info_nce
 from assoc_lightning.methods.cmcr import CMCR
-from assoc_lightning.nn.consistency import memory_read
+from assoc_lightning.nn.memory_read import memory_read
 
 
 class RandomTower(nn.Module):

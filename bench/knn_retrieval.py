@@ -1,5 +1,5 @@
 """Benchmark: kNN classification and top-K retrieval on 50,000 x 512 bank features and 10,000
-queries. Ours (eval/knn.py, eval/retrieval.py: chunked fp32 matmul + running top-k) against
+queries. Ours (eval/metrics/knn.py, eval/metrics/retrieval.py: chunked fp32 matmul + running top-k) against
 scikit-learn's KNeighborsClassifier (brute force, cosine) and a naive full similarity matrix.
 
 Prints the speed ratio to scikit-learn and to the naive approach, the achieved GFLOP/s of the
@@ -40,7 +40,7 @@ def peak_rss_mb() -> float:
 
 def run_variant(name: str, args) -> dict:
     """Run one variant in this process; returns seconds, accuracy, peak memory above the data."""
-    from assoc_lightning.eval.knn import majority_vote, topk_neighbors
+    from assoc_lightning.eval.metrics.knn import majority_vote, topk_neighbors
 
     bank, yb, query, yq = make_data(args.bank, args.queries, args.dim)
     base = peak_rss_mb()

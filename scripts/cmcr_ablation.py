@@ -100,7 +100,7 @@ def main() -> None:
                     "--trainer.logger.init_args.save_dir", str(args.save_dir),
                     "--trainer.logger.init_args.name", f"row_{row}_seed{seed}",
                     "--trainer.enable_progress_bar", "false",
-                    "--eval.knn", "false", "--eval.linear_probe", "false",
+                    "--eval.knn", "null", "--eval.linear_probe", "null",
                     *ROWS[row][1],
                 ]  # fmt: skip
                 print(f"[cmcr ablation] row {row} seed {seed}", flush=True)

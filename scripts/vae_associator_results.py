@@ -206,8 +206,8 @@ def build(root: Path) -> str:
 
 def _anchors(fraction: float) -> int:
     """Paired training images at ``fraction`` (the datamodule's stratified rule)."""
-    from assoc_lightning.data.digits import digit_images, image_split
-    from assoc_lightning.data.paired import stratified_fraction
+    from assoc_lightning.data.datasets.digits import digit_images, image_split
+    from assoc_lightning.data.datasets.pairing import stratified_fraction
 
     _, labels = digit_images()
     train = labels[image_split()["train"]]

@@ -14,14 +14,14 @@ import soundfile as sf
 import torch
 from torch.utils.data import DataLoader
 
-from assoc_lightning.data.audioset import (
+from assoc_lightning.data.datasets.audioset import (
     AudioSetClips,
     Segment,
-    fit_length,
     read_class_index,
     read_segments_csv,
 )
 from assoc_lightning.data.errors import DatasetCorruptError, DatasetNotFoundError
+from assoc_lightning.data.io.audio import fit_length
 
 SR = 8000  # the fixtures' rate (PANNs uses 32 kHz; smaller keeps the tests fast)
 CLASSES = [

@@ -13,17 +13,14 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from assoc_lightning.data.av_retrieval import (
-    AVEPairs,
+from assoc_lightning.data.datamodules.retrieval import (
     AVERetrievalDataModule,
-    AVERow,
     FlickrSoundNetDataModule,
-    FlickrSoundNetPairs,
-    read_audio_track,
-    read_ave_list,
-    read_video_frame,
 )
+from assoc_lightning.data.datasets.ave import AVEPairs, AVERow, read_ave_list
+from assoc_lightning.data.datasets.flickr_soundnet import FlickrSoundNetPairs
 from assoc_lightning.data.errors import DatasetCorruptError, DatasetNotFoundError
+from assoc_lightning.data.io.video import read_audio_track, read_video_frame
 
 # one colour per second of video
 COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255), (255, 0, 255)]

@@ -13,9 +13,9 @@ from torch import nn
 
 from assoc_lightning.losses.alignment import paired_distance
 from assoc_lightning.methods.cmcr import CMCR
-from assoc_lightning.nn.consistency import memory_read
+from assoc_lightning.nn.memory_read import memory_read
 from assoc_lightning.nn.projector import MLPProjector
-from assoc_lightning.nn.toy_towers import ToyContrastiveSpace
+from assoc_lightning.nn.towers import ToyContrastiveSpace
 
 
 class FakeTower(nn.Module):

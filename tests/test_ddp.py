@@ -21,7 +21,7 @@ import torch.multiprocessing as mp
 
 from assoc_lightning.losses import info_nce, sampled_margin_ranking_loss
 from assoc_lightning.utils.dist import gather_with_grad
-from tests.conftest import ROOT, TINY_SPEAKERS
+from tests.conftest import NO_FINAL_EVAL, ROOT, TINY_SPEAKERS
 
 
 def free_port() -> int:
@@ -155,7 +155,7 @@ def test_ddp_validate_matches_single_process(digits_dir, tmp_path):
         "--data.init_args.eval_batch_size", "1",
     ]  # fmt: skip
     run_cli(["fit", *common, "--trainer.max_steps", "2", "--trainer.limit_val_batches", "0",
-             "--eval.final_split", "null", "--trainer.logger.init_args.save_dir", "fit"], tmp_path)  # fmt: skip
+             *NO_FINAL_EVAL, "--trainer.logger.init_args.save_dir", "fit"], tmp_path)  # fmt: skip
     ckpt = next((tmp_path / "fit").rglob("last.ckpt"))
     results = {}
     for devices in (1, 2):
@@ -182,7 +182,7 @@ def test_ddp_cmcr_builds_caches_once_and_trains(digits_dir, tmp_path):
         "--data.init_args.num_speakers", str(TINY_SPEAKERS),
         "--trainer.enable_progress_bar", "false", "--trainer.accelerator", "cpu",
         "--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.max_steps", "3",
-        "--eval.knn", "false", "--eval.linear_probe", "false",
+        "--eval.knn", "null", "--eval.linear_probe", "null",
         towers[0], "5", towers[1], "101", towers[2], "5", towers[3], "102",  # fresh caches
         "--trainer.logger.init_args.save_dir", "ddp",
     ], tmp_path)  # fmt: skip

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from assoc_lightning.data import digits
-from assoc_lightning.data.digits import DigitsDataModule
+from assoc_lightning.data import DigitsDataModule
+from assoc_lightning.data.datasets import digits
 from tests.conftest import TINY_SPEAKERS
 
 

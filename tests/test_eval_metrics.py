@@ -2,10 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from assoc_lightning.eval.bank import merge_shards
-from assoc_lightning.eval.callbacks import balanced_subset
-from assoc_lightning.eval.clustering import kmeans_purity, purity
-from assoc_lightning.eval.modality import modality_svm_accuracy
+from assoc_lightning.eval.bank import balanced_subset, merge_shards
+from assoc_lightning.eval.metrics.clustering import kmeans_purity, purity
+from assoc_lightning.eval.metrics.modality import modality_svm_accuracy
 
 
 def test_purity_hand_computed():
@@ -60,8 +59,7 @@ def test_balanced_subset():
 
 
 def test_balanced_embeddings_flatten_or_first_sample():
-    from assoc_lightning.eval.bank import Features
-    from assoc_lightning.eval.callbacks import balanced_embeddings
+    from assoc_lightning.eval.bank import Features, balanced_embeddings
 
     img = Features(torch.arange(24.0).view(4, 3, 2), torch.tensor([0, 1, 2, 3]), torch.arange(4))
     aud = Features(-torch.arange(12.0).view(2, 3, 2), torch.tensor([5, 6]), torch.arange(2))

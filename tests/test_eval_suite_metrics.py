@@ -5,14 +5,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from assoc_lightning.eval.knn import (
+from assoc_lightning.eval.metrics.knn import (
     knn_accuracy,
     majority_knn_select_k,
     majority_vote,
     topk_neighbors,
 )
-from assoc_lightning.eval.linear_probe import linear_probe_accuracy
-from assoc_lightning.eval.retrieval import (
+from assoc_lightning.eval.metrics.linear_probe import linear_probe_accuracy
+from assoc_lightning.eval.metrics.retrieval import (
     class_match_at_k,
     class_mean_average_precision,
     instance_metrics,

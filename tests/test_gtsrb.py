@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from assoc_lightning.data.errors import DatasetCorruptError, DatasetNotFoundError
-from assoc_lightning.data.gtsrb import (
+from assoc_lightning.data.datasets.gtsrb import (
     TRAFFIC_CLASSES,
     TRAFFIC_COMMANDS,
     TRAFFIC_DISTRACTORS,
     GTSRBImages,
     traffic_subset_count,
 )
+from assoc_lightning.data.errors import DatasetCorruptError, DatasetNotFoundError
 
 HEADER = "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\n"
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)

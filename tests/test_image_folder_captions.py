@@ -11,9 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from assoc_lightning.data.captions import read_captions
+from assoc_lightning.data.datasets.image_folder import ImageFolderImages
 from assoc_lightning.data.errors import DatasetCorruptError, DatasetNotFoundError
-from assoc_lightning.data.image_folder import ImageFolderImages, resize_center_crop
+from assoc_lightning.data.io.captions import read_captions
+from assoc_lightning.data.io.image import resize_center_crop
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 

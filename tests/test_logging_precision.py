@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from assoc_lightning.cli import main
-from tests.conftest import ROOT, TINY_SPEAKERS
+from tests.conftest import NO_FINAL_EVAL, ROOT, TINY_SPEAKERS
 
 
 def base_args(digits_dir):
@@ -20,7 +20,7 @@ def base_args(digits_dir):
         "--trainer.log_every_n_steps", "1",
         "--trainer.limit_val_batches", "0",
         "--trainer.enable_progress_bar", "false",
-        "--eval.final_split", "null",
+        *NO_FINAL_EVAL,
     ]  # fmt: skip
 
 

@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from assoc_lightning.data import PairedDataModule
+from assoc_lightning.data.datasets.mnist import FashionMNISTImages, MNISTImages
+from assoc_lightning.data.datasets.pairing import stratified_fraction
 from assoc_lightning.data.errors import DatasetCorruptError, DatasetNotFoundError
-from assoc_lightning.data.mnist import FashionMNISTImages, MNISTImages, read_idx
-from assoc_lightning.data.paired import PairedDataModule, stratified_fraction
+from assoc_lightning.data.io.idx import read_idx
 from tests.fixtures import make_gsc, make_mnist, write_idx
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -95,7 +97,7 @@ def test_paired_fraction_keeps_unpaired_data(mnist_gsc):
     dm.setup("fit")
     assert len(dm.unpaired["train"]["image"]) == 80  # the unimodal parts see everything
     assert len(dm.paired["train"]) == 20  # 2 of 8 per class
-    assert np.bincount(dm.paired["train"].image.labels).tolist() == [2] * 10
+    assert np.bincount(dm.paired["train"].anchor.labels).tolist() == [2] * 10
     assert len(dm.paired["val"]) == len(dm.unpaired["val"]["image"])  # evaluation pairs stay whole
 
 
@@ -125,7 +127,7 @@ def test_missing_datasets_and_bad_scenario(tmp_path):
 def test_download_only_when_asked(mnist_gsc, monkeypatch):
     calls = []
     monkeypatch.setattr(
-        "assoc_lightning.data.download.download", lambda name, root: calls.append(name)
+        "assoc_lightning.data.datasets.registry.download", lambda name, root: calls.append(name)
     )
     PairedDataModule("mnist_speech_commands", data_dir=str(mnist_gsc)).prepare_data()
     assert calls == []
@@ -146,7 +148,7 @@ def test_gtsrb_speech_commands_traffic_commands(tmp_path):
     images = dm.unpaired["train"]["image"]
     # 35, 15, 37, 36 -> go, stop, left, right; the distractor 1 (30 km/h) -> 5, unpaired
     assert set(images.labels.tolist()) == {0, 1, 2, 3, 5}
-    assert set(dm.paired["train"].image.labels.tolist()) == {0, 1, 2, 3}
+    assert set(dm.paired["train"].anchor.labels.tolist()) == {0, 1, 2, 3}
     assert len(set(dm.unpaired["train"]["audio"].labels.tolist())) == 14
     item = dm.paired["test"][0]
     assert item["image"].shape == (3, 52, 52)

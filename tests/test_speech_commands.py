@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from assoc_lightning.data.datasets.speech_commands import SpeechCommandsClips, find_speech_commands
 from assoc_lightning.data.errors import DatasetCorruptError, DatasetNotFoundError
-from assoc_lightning.data.speech_commands import SpeechCommandsClips, find_speech_commands
 from tests.fixtures import make_gsc
 
 

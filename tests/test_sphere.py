@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from assoc_lightning.data.errors import DatasetCorruptError
-from assoc_lightning.data.sphere import decode_shorten, parse_sphere_header, read_sphere
+from assoc_lightning.data.io.sphere import decode_shorten, parse_sphere_header, read_sphere
 from tests.shorten_writer import (
     FN_BITSHIFT,
     FN_BLOCKSIZE,

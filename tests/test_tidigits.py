@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from assoc_lightning.data import PairedDataModule
+from assoc_lightning.data.datasets.tidigits import TIDIGITSIsolated
 from assoc_lightning.data.errors import DatasetNotFoundError
-from assoc_lightning.data.paired import PairedDataModule
-from assoc_lightning.data.tidigits import TIDIGITSIsolated
 from tests.fixtures import make_mnist
 from tests.shorten_writer import write_sphere
 
@@ -86,7 +86,7 @@ def test_mnist_tidigits_pairing(tmp_path):
                           image_options={"val_size": 10})  # fmt: skip
     dm.setup("fit")
     pairs = dm.paired["test"]
-    assert set(pairs.image.labels.tolist()) == set(range(10))
+    assert set(pairs.anchor.labels.tolist()) == set(range(10))
     for i in range(len(pairs)):
         item = pairs[i]
         assert dm.unpaired["test"]["audio"].labels[item["audio_index"]] == item["label"]

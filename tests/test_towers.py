@@ -12,15 +12,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from assoc_lightning.errors import AssocError
-from assoc_lightning.nn.towers import (
-    CLAPTower,
-    CLIPTower,
+from assoc_lightning.features.cache import (
     EmbeddingCache,
     EmbeddingCacheError,
-    TowerNotFoundError,
     build_embedding_cache,
     build_text_cache,
 )
+from assoc_lightning.nn.towers import CLAPTower, CLIPTower, TowerNotFoundError
 
 tf = pytest.importorskip("transformers")
 

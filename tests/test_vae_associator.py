@@ -14,14 +14,11 @@ import torch
 from lightning.pytorch import Callback, Trainer
 
 from assoc_lightning.cli import main
-from assoc_lightning.data.base import AssocDataModule, TensorLabeledDataset
-from assoc_lightning.data.digits import DigitsDataModule
-from assoc_lightning.data.paired import (
-    MultiClassPairedDataset,
-    MultiPairedDataModule,
-    train_loader_with_unpaired,
-)
-from assoc_lightning.eval.recognition import CrossModalRecognitionCallback
+from assoc_lightning.data import DigitsDataModule, MultiPairedDataModule
+from assoc_lightning.data.base import AssocDataModule
+from assoc_lightning.data.datasets.base import TensorLabeledDataset
+from assoc_lightning.data.datasets.pairing import ClassPairedDataset
+from assoc_lightning.eval.callbacks import CrossModalRecognitionCallback
 from assoc_lightning.losses.vae import cross_modal_loss, intra_modal_loss
 from assoc_lightning.methods import METHODS, AssociativeMethod, VAEAssociator
 from assoc_lightning.methods.vae_associator import InitCheckpointError
@@ -166,13 +163,13 @@ class TinyTwoImages(AssocDataModule):
                 for m in self.modalities
             }
             self.unpaired[split] = sets
-            self.paired[split] = MultiClassPairedDataset(
+            self.paired[split] = ClassPairedDataset(
                 sets["left"], {"right": sets["right"]}, fixed=split != "train"
             )
 
     def train_dataloader(self):
         if self.unpaired_train:
-            return train_loader_with_unpaired(self)
+            return self.train_loader_with_unpaired()
         return super().train_dataloader()
 
 
@@ -348,7 +345,7 @@ def test_digits_paired_fraction_and_unpaired_streams(digits_dir):
         unpaired_train=True, batch_size=16,
     )  # fmt: skip
     dm.setup()
-    anchors = dm.paired["train"].image
+    anchors = dm.paired["train"].anchor
     assert np.bincount(anchors.labels).tolist() == [round(0.05 * n) for n in np.bincount(
         dm.unpaired["train"]["image"].labels
     )]  # fmt: skip

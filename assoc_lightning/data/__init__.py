@@ -1,11 +1,22 @@
-"""Datamodules. YAML can name a class bare (``class_path: DigitsDataModule``)."""
+"""The data layer, in three folders: ``io/`` (format readers), ``datasets/`` (one file per
+dataset, and ``registry.py`` naming them) and ``datamodules/`` (LightningDataModules).
 
-from assoc_lightning.data.av_retrieval import AVERetrievalDataModule, FlickrSoundNetDataModule
+The datamodules are importable from here, so YAML may name them bare
+(``class_path: DigitsDataModule``).
+"""
+
 from assoc_lightning.data.base import AssocDataModule
-from assoc_lightning.data.cmcr import CMCRDataModule
-from assoc_lightning.data.cmcr_digits import CMCRDigitsDataModule
-from assoc_lightning.data.digits import DigitsDataModule
-from assoc_lightning.data.paired import MultiPairedDataModule, PairedDataModule
+from assoc_lightning.data.datamodules.class_paired import (
+    ClassPairedDataModule,
+    MultiPairedDataModule,
+    PairedDataModule,
+)
+from assoc_lightning.data.datamodules.cmcr import CMCRDataModule, CMCRDigitsDataModule
+from assoc_lightning.data.datamodules.digits import DigitsDataModule
+from assoc_lightning.data.datamodules.retrieval import (
+    AVERetrievalDataModule,
+    FlickrSoundNetDataModule,
+)
 
 DATAMODULES: dict[str, type[AssocDataModule]] = {
     "ave": AVERetrievalDataModule,
@@ -23,6 +34,7 @@ __all__ = [
     "AssocDataModule",
     "CMCRDataModule",
     "CMCRDigitsDataModule",
+    "ClassPairedDataModule",
     "DigitsDataModule",
     "FlickrSoundNetDataModule",
     "MultiPairedDataModule",

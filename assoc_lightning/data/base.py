@@ -1,4 +1,4 @@
-"""Shared data layer: data_dir resolution, dict batches, class-conditional pairing, eval sets.
+"""AssocDataModule: data_dir resolution, dict batches, loaders, and the evaluation sets.
 
 Every dataset item is a dict with fixed keys: ``image`` and/or ``audio`` (raw waveform; the
 front-end runs on the device inside the method), ``label``, ``index`` and, for pairs,
@@ -9,16 +9,13 @@ single-modality eval sets (``eval_dataset(split, modality)``) and build their ow
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import torch
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset
 
-from assoc_lightning.data.errors import DatasetCorruptError
+from assoc_lightning.data.datasets.base import LabeledDataset
 
 SPLITS = ("train", "val", "test")
 MODALITIES = ("image", "audio")
@@ -32,139 +29,6 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
         return Path(os.environ["ASSOC_DATA_DIR"]).expanduser()
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return cache / "assoc" / "data"
-
-
-class LabeledDataset(Dataset):
-    """One modality of one split: ``labels`` (shared class ids) and a ``load(i)`` for the sample.
-
-    Subclasses implement :meth:`load`; items come out as ``{modality, "label", "index"}``.
-    """
-
-    modality: str = ""
-
-    def __init__(self, labels: Sequence[int] | np.ndarray) -> None:
-        self.labels = np.asarray(labels, dtype=np.int64)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def load(self, index: int) -> torch.Tensor:
-        raise NotImplementedError
-
-    def __getitem__(self, index: int) -> dict:
-        return {
-            self.modality: self.load(index),
-            "label": int(self.labels[index]),
-            "index": index,
-        }
-
-
-class SkipCorruptDataset(LabeledDataset):
-    """A file-backed dataset that survives corrupt files.
-
-    Subclasses implement :meth:`read`. A file that raises ``DatasetCorruptError`` is skipped:
-    a warning names it once, it is counted in ``num_corrupt``, and the next readable item is
-    returned in its place, so a long run never stops on one bad file. ``skip_corrupt=False``
-    raises instead.
-    """
-
-    def __init__(self, labels: Sequence[int] | np.ndarray, skip_corrupt: bool = True) -> None:
-        super().__init__(labels)
-        self.skip_corrupt = skip_corrupt
-        self.corrupt: set[int] = set()
-
-    @property
-    def num_corrupt(self) -> int:
-        """Corrupt files met so far (in this process)."""
-        return len(self.corrupt)
-
-    def read(self, index: int) -> torch.Tensor:
-        raise NotImplementedError
-
-    def readable(self, index: int) -> tuple[int, torch.Tensor]:
-        """``(row, sample)``: ``index`` itself, or the next readable row if it is corrupt."""
-        for step in range(len(self)):
-            i = (index + step) % len(self)
-            if i in self.corrupt:
-                continue
-            try:
-                return i, self.read(i)
-            except DatasetCorruptError as err:
-                if not self.skip_corrupt:
-                    raise
-                self.corrupt.add(i)
-                warnings.warn(
-                    f"skipping corrupt file ({self.num_corrupt} so far in this split): {err}",
-                    stacklevel=2,
-                )
-        raise DatasetCorruptError(type(self).__name__, "at least one readable file", "none")
-
-    def load(self, index: int) -> torch.Tensor:
-        return self.readable(index)[1]
-
-    def __getitem__(self, index: int) -> dict:
-        # a replacement keeps the requested index (so feature banks stay complete) but carries
-        # the label of the row actually read
-        row, sample = self.readable(index)
-        return {self.modality: sample, "label": int(self.labels[row]), "index": index}
-
-
-class TensorLabeledDataset(LabeledDataset):
-    """A modality held in memory as one tensor (small datasets such as the embedded images)."""
-
-    def __init__(self, modality: str, data: torch.Tensor, labels: Sequence[int]) -> None:
-        super().__init__(labels)
-        if len(data) != len(self.labels):
-            raise ValueError(f"{len(data)} samples but {len(self.labels)} labels")
-        self.modality = modality
-        self.data = data
-
-    def load(self, index: int) -> torch.Tensor:
-        return self.data[index]
-
-
-class ClassPairedDataset(Dataset):
-    """Pairs each image with an audio clip of the same class.
-
-    ``fixed=False`` draws the partner at random on every access (a new pairing each epoch,
-    reproducible through the seeded global / worker RNG); ``fixed=True`` uses one pairing
-    drawn once from ``seed`` (for validation and test). Item: ``{"image", "audio", "label",
-    "index", "pair_id", "audio_index"}`` with ``index`` = ``pair_id`` = the image's index.
-    """
-
-    def __init__(
-        self, image: LabeledDataset, audio: LabeledDataset, fixed: bool, seed: int = 0
-    ) -> None:
-        self.image, self.audio, self.fixed = image, audio, fixed
-        self.by_class = {
-            c: np.flatnonzero(audio.labels == c) for c in np.unique(image.labels).tolist()
-        }
-        empty = [c for c, idx in self.by_class.items() if idx.size == 0]
-        if empty:
-            raise ValueError(f"classes {empty} have images but no audio clips to pair with")
-        self.partner = None
-        if fixed:
-            rng = np.random.default_rng(seed)
-            self.partner = np.array([rng.choice(self.by_class[int(c)]) for c in image.labels])
-
-    def __len__(self) -> int:
-        return len(self.image)
-
-    def __getitem__(self, index: int) -> dict:
-        label = int(self.image.labels[index])
-        if self.partner is not None:
-            j = int(self.partner[index])
-        else:
-            candidates = self.by_class[label]
-            j = int(candidates[torch.randint(len(candidates), ()).item()])
-        return {
-            "image": self.image.load(index),
-            "audio": self.audio.load(j),
-            "label": label,
-            "index": index,
-            "pair_id": index,
-            "audio_index": j,
-        }
 
 
 class AssocDataModule(LightningDataModule):
@@ -186,6 +50,11 @@ class AssocDataModule(LightningDataModule):
     modalities: tuple[str, ...] = MODALITIES
     num_classes: int = 0
     class_names: tuple[str, ...] = ()
+    data_dir: Path
+    batch_size: int
+    eval_batch_size: int
+    num_workers: int
+    seed: int
 
     def __init__(
         self,
@@ -204,12 +73,13 @@ class AssocDataModule(LightningDataModule):
         self.paired: dict[str, Dataset] = {}
         self.unpaired: dict[str, dict[str, LabeledDataset]] = {}
 
-    def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset, train: bool, drop_last: bool | None = None) -> DataLoader:
+        """Batches of ``batch_size``: shuffled (and, unless told, full only) in training."""
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=train,
-            drop_last=train,
+            drop_last=train if drop_last is None else drop_last,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
@@ -222,6 +92,22 @@ class AssocDataModule(LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.paired["test"], train=False)
+
+    def train_loader_with_unpaired(self) -> CombinedLoader:
+        """The training pairs and every training item of each modality, unpaired, in one loader.
+
+        Batches are ``{"paired": <pair batch>, "unpaired_<modality>": <item batch>, ...}``; an
+        epoch is the longest stream and shorter ones restart (``max_size_cycle``), so methods
+        that train on unimodal data (the VAE associator's phase 1) see all of it whatever the
+        paired fraction is. A stream smaller than one batch keeps its last, short batch.
+        """
+        streams = {"paired": self.paired["train"]}
+        streams.update({f"unpaired_{m}": self.unpaired["train"][m] for m in self.modalities})
+        loaders = {
+            name: self._loader(ds, train=True, drop_last=len(ds) >= self.batch_size)
+            for name, ds in streams.items()
+        }
+        return CombinedLoader(loaders, mode="max_size_cycle")
 
     def pair_dataset(self, split: str) -> Dataset:
         """The fixed pairs of ``split`` (validation/test), for cross-modal retrieval."""

@@ -3,7 +3,8 @@
 The distributed sampler pads each rank's shard to equal length by repeating items; features
 are therefore kept with their dataset index, gathered from all ranks, de-duplicated by index
 and sorted, and the final count is checked against the dataset size. Features live on the CPU
-in fp32 from the moment they leave the model.
+in fp32 from the moment they leave the model. :func:`balanced_embeddings` draws equal numbers
+of items per modality from gathered features (the IG paper's evaluations).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from lightning.pytorch.utilities import move_data_to_device
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -89,3 +91,36 @@ def collect_features(
     local_idx, local_lab = torch.cat(idx), torch.cat(lab)
     shards = gather_objects({m: (local_idx, torch.cat(e), local_lab) for m, e in emb.items()})
     return {m: merge_shards([s[m] for s in shards], len(dataset)) for m in modalities}
+
+
+def balanced_subset(
+    n_per_modality: dict[str, int], limit: int | None, seed: int
+) -> dict[str, np.ndarray]:
+    """Seeded equal-size index subsets per modality (size: the smallest modality, or ``limit``)."""
+    n = min(n_per_modality.values())
+    if limit is not None:
+        n = min(n, limit)
+    rng = np.random.default_rng(seed)
+    return {m: np.sort(rng.choice(total, n, replace=False)) for m, total in n_per_modality.items()}
+
+
+def balanced_embeddings(
+    features: dict[str, Features], limit: int | None, seed: int, all_samples: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Equal numbers of inputs per modality (see :func:`balanced_subset`), as fp64 arrays:
+    ``(embeddings, labels, modality names)``. With ``all_samples`` every sampled embedding of
+    an input is a row; otherwise one per input (the first sample)."""
+    subset = balanced_subset({m: len(f.indices) for m, f in features.items()}, limit, seed)
+    embs, labels, mods = [], [], []
+    for m, rows in subset.items():
+        emb = features[m].embeddings[torch.as_tensor(rows)]
+        lab = features[m].labels[torch.as_tensor(rows)]
+        if emb.dim() == 3 and all_samples:
+            lab = lab.repeat_interleave(emb.size(1))
+            emb = emb.reshape(-1, emb.size(-1))
+        elif emb.dim() == 3:
+            emb = emb[:, 0]
+        embs.append(emb.double().numpy())
+        labels.append(lab.numpy())
+        mods += [m] * len(lab)
+    return np.concatenate(embs), np.concatenate(labels), np.array(mods)

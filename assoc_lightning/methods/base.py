@@ -4,7 +4,9 @@
 
 Evaluation callbacks only ever call ``embed`` (and ``embed_samples`` for stochastic
 embeddings), so a new method gets every evaluation and a new evaluation works for every
-method. No method logic lives here.
+method. No method logic lives here; the steps every method shares do: a method implements
+``compute_losses(batch) -> {"loss": ..., <term>: ...}`` and gets its training, validation and
+test steps, with every term logged and a diverged loss stopped with a clear message.
 
 Methods that generate one modality from another also keep a second, optional promise, used by
 the recognition-accuracy evaluation (``eval/recognition.py``):
@@ -27,6 +29,38 @@ class AssociativeMethod(LightningModule):
     """Base class of all methods. Subclasses set ``name`` and implement ``embed``."""
 
     name: ClassVar[str] = ""
+
+    # ------------------------------------------------------------------ steps
+    def compute_losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        """``{"loss": total, <term>: value, ...}`` for one batch."""
+        raise NotImplementedError
+
+    def eval_losses(self, batch: dict) -> dict[str, torch.Tensor] | None:
+        """The losses of a validation / test batch (``None``: nothing to log for it)."""
+        return self.compute_losses(batch)
+
+    @staticmethod
+    def batch_size_of(batch: dict) -> int:
+        """Items in a batch: every batch carries its dataset ``index``."""
+        return int(batch["index"].shape[0])
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        losses = self.compute_losses(batch)
+        self.log_losses(losses, "train", self.batch_size_of(batch))
+        return losses["loss"]
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def _eval_step(self, batch: dict, stage: str) -> None:
+        losses = self.eval_losses(batch)
+        if losses is not None:
+            self.log_losses(losses, stage, self.batch_size_of(batch))
+
+    # ------------------------------------------------------------------ contract
 
     def embed(self, batch: dict) -> dict[str, torch.Tensor]:
         """Embeddings ``[N, D]`` for each modality present in ``batch`` (``audio``/``image``)."""

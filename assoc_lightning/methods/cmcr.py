@@ -15,8 +15,8 @@ audio-image pair:
 4. Intra-MCR alignment (Eq. 9): L_intra = (||f_image(t^I) - f_image(v^I)|| + ||f_audio(t^A) -
    f_audio(a^A)||) / 2, mean over the batch. Total: L_ttc + L_avc + lambda * L_intra.
 
-Everything the frozen towers produce is computed once and cached (``nn.towers``): caption
-embeddings in both spaces, the memories, and the memory reads. Training then runs at projector
+Everything the frozen towers produce is computed once and cached (``features/cache.py``):
+caption embeddings in both spaces, the memories, and the memory reads. Training then runs at projector
 speed from the caches: a batch is a set of caption indices.
 
 Where the paper and its (inference-only) code disagree or are silent, our choices:
@@ -45,12 +45,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from assoc_lightning.data.protocols import CaptionMemoryData, SpaceTrainingData, require
+from assoc_lightning.features.cache import build_embedding_cache
 from assoc_lightning.losses.alignment import paired_distance
 from assoc_lightning.losses.contrastive import info_nce
 from assoc_lightning.methods.base import AssociativeMethod
-from assoc_lightning.nn.consistency import MODES, memory_read
+from assoc_lightning.nn.memory_read import MODES, memory_read
 from assoc_lightning.nn.projector import MLPProjector
-from assoc_lightning.nn.towers import build_embedding_cache
 
 SIDES = ("image", "audio")
 
@@ -133,6 +134,9 @@ class CMCR(AssociativeMethod):
 
     def setup(self, stage: str) -> None:
         dm = self.trainer.datamodule
+        require(dm, CaptionMemoryData, "CMCR")
+        if any(hasattr(tower, "prepare") for tower in self.spaces.values()):
+            require(dm, SpaceTrainingData, "CMCR with locally trained towers")
         # Rank 0 trains/embeds first; the others then find complete caches. The barrier is
         # reached by every rank.
         if self.global_rank == 0:
@@ -171,7 +175,7 @@ class CMCR(AssociativeMethod):
             self.tables[f"text_{side}"], self.tables[f"read_{side}"] = texts, reads
 
     def _cache(self, directory, fn, source, fingerprint, dim, batch_size=None) -> np.ndarray:
-        """A resumable memory-mapped cache of ``fn`` over ``source`` (``nn.towers``)."""
+        """A resumable memory-mapped cache of ``fn`` over ``source`` (``features/cache.py``)."""
         hp = self.hparams
         cache = build_embedding_cache(
             directory, fn, source, len(source), dim, fingerprint=fingerprint,
@@ -215,17 +219,6 @@ class CMCR(AssociativeMethod):
         if not loss.requires_grad:  # every term switched off (a degenerate ablation)
             loss = loss + 0.0 * sum(p.sum() for p in self.projectors.parameters())
         return {"loss": loss, "ttc": ttc, "avc": avc, "intra": intra}
-
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        losses = self.compute_losses(batch)
-        self.log_losses(losses, "train", batch["index"].numel())
-        return losses["loss"]
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self.log_losses(self.compute_losses(batch), "val", batch["index"].numel())
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self.log_losses(self.compute_losses(batch), "test", batch["index"].numel())
 
     def configure_optimizers(self):
         hp = self.hparams

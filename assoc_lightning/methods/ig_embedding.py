@@ -7,7 +7,8 @@ one impostor audio per pair pulls pairs together. The information-gain term, the
 posterior to N(0, I) weighted by ``lambda_ig``, squeezes out information the other modality
 cannot predict: modality identity goes before digit identity (paper Table 1).
 
-Paper settings are the defaults here. Where the paper is silent (METHODS.md 3.7), our choices:
+Paper settings are the defaults here. Where the paper is silent, our choices (also in
+docs/methods.md):
 - L_sim is the mean over positive pairs (DAVEnet code), not the sum (Harwath 2016).
 - L_IG = (1/N) sum_i [KL_image(i) + KL_audio(i)], KL summed over the 128 dims. With this
   convention the purity transition sits near lambda_ig ~ 1e-2 as in the paper.
@@ -153,23 +154,12 @@ class IGEmbedding(AssociativeMethod):
         loss = sim + hp.lambda_ig * kl + hp.lambda_wd * wd
         return {"loss": loss, "sim": sim, "ig": kl, "wd": wd}
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        losses = self.compute_losses(batch)
-        self.log_losses(losses, "train", batch["label"].size(0))
-        return losses["loss"]
-
-    def _eval_step(self, batch: dict, stage: str) -> None:
+    def eval_losses(self, batch: dict) -> dict[str, torch.Tensor] | None:
         # A lone pair has no impostor. Ranks hold equal-size shards, so all of them skip the
         # same steps and the epoch-end reduction stays in step.
-        if batch["label"].size(0) * self.trainer.world_size < 2:
-            return
-        self.log_losses(self.compute_losses(batch), stage, batch["label"].size(0))
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
+        if self.batch_size_of(batch) * self.trainer.world_size < 2:
+            return None
+        return self.compute_losses(batch)
 
     def configure_optimizers(self):
         hp = self.hparams

@@ -378,22 +378,16 @@ class VAEAssociator(AssociativeMethod):
         self.log("train/phase", float(phase), on_step=True, on_epoch=False)
         return None
 
-    def _eval_step(self, batch: dict, stage: str) -> None:
+    def eval_losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Both equations on a pair batch; ``loss`` is the one the current phase trains."""
         present = [m for m in self.kinds if m in batch]
         intra = self.intra_losses(batch, present)
         cross = self.cross_losses(batch, [d for d in self.directions if set(d) <= set(present)])
-        losses = {
+        return {
             "loss": intra["loss"] if self.phase == 1 else cross["loss"],
             **{k: v for k, v in intra.items() if k != "loss"},
             **{k: v for k, v in cross.items() if k != "loss"},
         }
-        self.log_losses(losses, stage, batch["label"].size(0))
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
 
     def configure_optimizers(self):
         hp = self.hparams

@@ -1,0 +1,1 @@
+"""LightningDataModules only; each builds its splits from ``data/datasets``."""

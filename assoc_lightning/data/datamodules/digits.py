@@ -1,0 +1,59 @@
+"""The embedded default as a datamodule: spoken and handwritten digits, paired by class."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from assoc_lightning.data.datamodules.class_paired import ClassPairedDataModule
+from assoc_lightning.data.datasets.base import LabeledDataset
+from assoc_lightning.data.datasets.digits import WORDS, digits_split, ensure_spoken_digits
+
+
+class DigitsDataModule(ClassPairedDataModule):
+    """Paired spoken/handwritten digits, offline; the default for every method.
+
+    Training pairs each image with a random same-digit clip (re-drawn every epoch);
+    validation and test use one fixed seeded pairing. How the data are made:
+    ``data/datasets/digits.py`` (and docs/datasets.md).
+
+    Args:
+        num_speakers: synthetic talkers; each says all ten digits once.
+        generation_seed: seed for the talkers and the speaker split (changes the data).
+        paired_fraction: fraction of training images used as pair anchors (1.0 .. 0.01,
+            class-stratified, seeded); the unimodal sets keep all.
+        unpaired_train: also stream every training item of each modality, unpaired.
+        data_dir, batch_size, eval_batch_size, num_workers, seed: see ``AssocDataModule``.
+    """
+
+    num_classes = 10
+    num_pairs = 10
+    class_names = WORDS
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        batch_size: int = 64,
+        eval_batch_size: int = 256,
+        num_workers: int = 0,
+        seed: int = 0,
+        num_speakers: int = 240,
+        generation_seed: int = 0,
+        paired_fraction: float = 1.0,
+        unpaired_train: bool = False,
+    ) -> None:
+        super().__init__(
+            data_dir, batch_size, eval_batch_size, num_workers, seed, paired_fraction,
+            unpaired_train,
+        )  # fmt: skip
+        self.num_speakers = num_speakers
+        self.generation_seed = generation_seed
+
+    @property
+    def audio_root(self) -> Path:
+        return self.data_dir / f"spoken_digits_s{self.generation_seed}_n{self.num_speakers}"
+
+    def prepare_data(self) -> None:
+        ensure_spoken_digits(self.audio_root, self.num_speakers, self.generation_seed)
+
+    def open_split(self, split: str) -> dict[str, LabeledDataset]:
+        return digits_split(self.audio_root, split)

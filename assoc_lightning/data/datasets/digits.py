@@ -1,0 +1,179 @@
+"""The embedded default: handwritten digit images paired with synthesized spoken digits, offline.
+
+Images: the 1,797 real handwritten digits bundled with scikit-learn (8x8, 0-16), scaled to
+0-255, upsampled bicubically to 20x20 and padded to 28x28 (white ink on black, like MNIST);
+split 70/15/15 stratified by a seeded draw committed as ``digits_image_split.json``.
+
+Audio: "zero".."nine" spoken by ``num_speakers`` synthetic espeak-ng talkers (accent, voice
+variant, rate, pitch, pitch range drawn with a seed), 16 kHz, 1 s, peak-normalized, written
+on first use in the Speech Commands layout (``<word>/<speaker>_nohash_0.wav`` plus
+``validation_list.txt`` / ``testing_list.txt``) and read back through the same reader as real
+Speech Commands. Split 70/15/15 by speaker: no voice is in two splits. A ``manifest.json``
+records the speakers, splits and every file's MD5; a damaged cache is regenerated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import warnings
+from dataclasses import asdict
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from assoc_lightning.data.datasets.base import TensorLabeledDataset
+from assoc_lightning.data.datasets.speech_commands import SpeechCommandsClips
+from assoc_lightning.data.io.tts import Speaker, sample_speakers, synthesize_in_subprocess
+
+WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
+IMAGE_SPLIT_FILE = Path(__file__).with_name("digits_image_split.json")
+MANIFEST_VERSION = 1
+
+
+# ---------------------------------------------------------------------------------- images
+@lru_cache(maxsize=1)
+def digit_images() -> tuple[torch.Tensor, np.ndarray]:
+    """All 1,797 scikit-learn digits as uint8 ``[N, 1, 28, 28]`` and their labels."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = torch.from_numpy(bunch.images).float().div(16.0).unsqueeze(1)  # [N,1,8,8] in [0,1]
+    x = torch.nn.functional.interpolate(x, size=(20, 20), mode="bicubic", align_corners=False)
+    x = torch.nn.functional.pad(x, (4, 4, 4, 4)).clamp(0, 1)
+    return (x * 255).round().to(torch.uint8), bunch.target.astype(np.int64)
+
+
+def stratified_split(
+    labels: np.ndarray, seed: int, fractions=SPLIT_FRACTIONS
+) -> dict[str, list[int]]:
+    """Per class, a seeded permutation cut into train/val/test by ``fractions``."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        n_train = int(round(fractions[0] * idx.size))
+        n_val = int(round(fractions[1] * idx.size))
+        out["train"] += idx[:n_train].tolist()
+        out["val"] += idx[n_train : n_train + n_val].tolist()
+        out["test"] += idx[n_train + n_val :].tolist()
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def image_split() -> dict[str, list[int]]:
+    """The committed image split (seed 0), so it never moves with library versions."""
+    return json.loads(IMAGE_SPLIT_FILE.read_text())["indices"]
+
+
+# ----------------------------------------------------------------------------------- audio
+def speaker_id(seed: int, k: int) -> str:
+    return hashlib.sha1(f"assoc-digits-{seed}-{k}".encode()).hexdigest()[:8]
+
+
+def plan_speakers(num_speakers: int, seed: int) -> list[dict]:
+    """Speakers with ids and a speaker-disjoint 70/15/15 split, identical on every machine."""
+    speakers = sample_speakers(num_speakers, seed)
+    order = np.random.default_rng(seed + 1).permutation(num_speakers)
+    n_train = int(round(SPLIT_FRACTIONS[0] * num_speakers))
+    n_val = int(round(SPLIT_FRACTIONS[1] * num_speakers))
+    split = np.empty(num_speakers, dtype=object)
+    split[order[:n_train]] = "train"
+    split[order[n_train : n_train + n_val]] = "val"
+    split[order[n_train + n_val :]] = "test"
+    return [
+        {"id": speaker_id(seed, k), "split": str(split[k]), **asdict(s)}
+        for k, s in enumerate(speakers)
+    ]
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _cache_problem(root: Path, num_speakers: int, seed: int) -> str | None:
+    """Why the cache at ``root`` cannot be used, or ``None`` if it is complete and intact."""
+    manifest_path = root / "manifest.json"
+    if not manifest_path.is_file():
+        return "no manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return "manifest.json is not valid JSON"
+    wanted = {"version": MANIFEST_VERSION, "num_speakers": num_speakers, "seed": seed}
+    if any(manifest.get(k) != v for k, v in wanted.items()):
+        return f"manifest was made for {[manifest.get(k) for k in wanted]}, need {list(wanted.values())}"
+    for rel, digest in manifest["files"].items():
+        path = root / rel
+        if not path.is_file():
+            return f"missing {rel}"
+        if _md5(path) != digest:
+            return f"checksum mismatch for {rel}"
+    return None
+
+
+def generate_spoken_digits(root: Path, num_speakers: int, seed: int) -> None:
+    """Synthesize the spoken digits into ``root`` (written to a temp dir, then moved in place)."""
+    root = Path(root)
+    tmp = root.with_name(root.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    speakers = plan_speakers(num_speakers, seed)
+    items = []
+    for spk in speakers:
+        params = Speaker(
+            **{k: spk[k] for k in ("voice", "variant", "rate", "pitch", "pitch_range")}
+        )
+        for word in WORDS:
+            items.append((word, params, tmp / word / f"{spk['id']}_nohash_0.wav"))
+    synthesize_in_subprocess(items)
+    lists = {"val": [], "test": []}
+    for spk in speakers:
+        if spk["split"] in lists:
+            lists[spk["split"]] += [f"{w}/{spk['id']}_nohash_0.wav" for w in WORDS]
+    (tmp / "validation_list.txt").write_text("\n".join(sorted(lists["val"])) + "\n")
+    (tmp / "testing_list.txt").write_text("\n".join(sorted(lists["test"])) + "\n")
+    files = {str(p.relative_to(tmp)): _md5(p) for p in sorted(tmp.glob("*/*.wav"))}
+    manifest = {
+        "version": MANIFEST_VERSION,
+        "num_speakers": num_speakers,
+        "seed": seed,
+        "sample_rate": 16000,
+        "words": list(WORDS),
+        "speakers": speakers,
+        "files": files,
+    }
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    shutil.rmtree(root, ignore_errors=True)
+    tmp.rename(root)
+
+
+def ensure_spoken_digits(root: Path, num_speakers: int, seed: int) -> Path:
+    """Generate the spoken digits unless an intact cache for these settings exists."""
+    root = Path(root)
+    problem = _cache_problem(root, num_speakers, seed)
+    if problem is None:
+        return root
+    if root.exists():
+        warnings.warn(
+            f"spoken-digits cache at {root} is damaged or stale ({problem}); regenerating it",
+            stacklevel=2,
+        )
+    generate_spoken_digits(root, num_speakers, seed)
+    return root
+
+
+# ----------------------------------------------------------------------------------- splits
+def digits_split(
+    audio_root: Path, split: str
+) -> dict[str, TensorLabeledDataset | SpeechCommandsClips]:
+    """One split of the embedded digits: its images and its spoken clips (labels 0-9)."""
+    images, labels = digit_images()
+    idx = image_split()[split]
+    return {
+        "image": TensorLabeledDataset("image", images[idx].float().div(255.0), labels[idx]),
+        "audio": SpeechCommandsClips(audio_root, split, WORDS, name="embedded spoken digits"),
+    }

@@ -1,0 +1,188 @@
+"""Offline speech synthesis with espeak-ng from the ``espeakng-loader`` wheel (ctypes, no apt).
+
+Used to generate the embedded spoken-digits default. espeak-ng is deterministic from
+process to process but not between repeated calls inside one process, so generation runs
+in a fresh subprocess (``python -m assoc_lightning.data.io.tts JOB.json``) in a fixed order and
+its output is cached on disk; the cache, not the synthesizer, is the reproducibility
+guarantee.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+# English accents that espeak-ng 1.52 finds by name ("en-gb" is not found; "en" is British).
+ENGLISH_VOICES = (
+    "en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd",
+    "en-029", "en-us-nyc",
+)  # fmt: skip
+# Voice variants left out: robotic or novelty effects that stop sounding like one talker.
+_EXCLUDED_VARIANTS = {"Demonic", "UniRobot", "anikaRobot", "kaukovalta"}
+
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_POS_CHARACTER = 1
+_ESPEAK_RATE, _ESPEAK_PITCH, _ESPEAK_RANGE = 1, 3, 4
+_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+)
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """One synthetic talker: accent, voice variant, speaking rate (wpm), pitch and range (0-100)."""
+
+    voice: str
+    variant: str
+    rate: int
+    pitch: int
+    pitch_range: int
+
+
+def voice_variants() -> list[str]:
+    """The voice variant names shipped in the wheel's espeak-ng-data, sorted."""
+    import espeakng_loader
+
+    vdir = Path(espeakng_loader.get_data_path()) / "voices" / "!v"
+    return sorted(
+        p.name for p in vdir.iterdir() if p.is_file() and p.name not in _EXCLUDED_VARIANTS
+    )
+
+
+def sample_speakers(n: int, seed: int) -> list[Speaker]:
+    """``n`` distinct speakers drawn with a seeded generator (the same list on every machine)."""
+    rng = np.random.default_rng(seed)
+    variants = voice_variants()
+    speakers: list[Speaker] = []
+    seen = set()
+    while len(speakers) < n:
+        s = Speaker(
+            voice=ENGLISH_VOICES[rng.integers(len(ENGLISH_VOICES))],
+            variant=variants[rng.integers(len(variants))],
+            rate=int(rng.integers(110, 221)),
+            pitch=int(rng.integers(20, 81)),
+            pitch_range=int(rng.integers(20, 81)),
+        )
+        if s not in seen:
+            seen.add(s)
+            speakers.append(s)
+    return speakers
+
+
+class EspeakSynthesizer:
+    """Synthesizes text to 16-bit mono PCM at espeak-ng's native rate (22,050 Hz)."""
+
+    def __init__(self) -> None:
+        import espeakng_loader
+
+        self._lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        data_parent = str(Path(espeakng_loader.get_data_path()).parent).encode()
+        rate = self._lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_parent, 0)
+        if rate <= 0:
+            raise RuntimeError(f"espeak-ng failed to initialize (returned {rate})")
+        self.sample_rate = int(rate)
+        self._chunks: list[np.ndarray] = []
+
+        def on_audio(wav, numsamples, events):  # called synchronously inside espeak_Synth
+            if numsamples > 0:
+                self._chunks.append(np.ctypeslib.as_array(wav, shape=(numsamples,)).copy())
+            return 0
+
+        self._callback = _CALLBACK(on_audio)  # keep a reference: ctypes must not free it
+        self._lib.espeak_SetSynthCallback(self._callback)
+        self._lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        self._lib.espeak_Synth.argtypes = [
+            ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
+            ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
+        ]  # fmt: skip
+
+    def synthesize(self, text: str, speaker: Speaker) -> np.ndarray:
+        name = f"{speaker.voice}+{speaker.variant}".encode()
+        if self._lib.espeak_SetVoiceByName(name) != 0:
+            raise RuntimeError(f"espeak-ng has no voice {name.decode()!r}")
+        self._lib.espeak_SetParameter(_ESPEAK_RATE, speaker.rate, 0)
+        self._lib.espeak_SetParameter(_ESPEAK_PITCH, speaker.pitch, 0)
+        self._lib.espeak_SetParameter(_ESPEAK_RANGE, speaker.pitch_range, 0)
+        self._chunks = []
+        data = text.encode() + b"\0"
+        err = self._lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, 0, None, None)
+        if err != 0:
+            raise RuntimeError(f"espeak-ng synthesis failed for {text!r} (error {err})")
+        self._lib.espeak_Synchronize()
+        if not self._chunks:
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate(self._chunks)
+
+
+def fit_clip(
+    wave: np.ndarray, src_rate: int, dst_rate: int = 16000, seconds: float = 1.0, peak: float = 0.9
+) -> np.ndarray:
+    """Resample, trim silence, peak-normalize and centre the utterance in a fixed-length clip."""
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    x = wave.astype(np.float64) / 32768.0
+    g = gcd(dst_rate, src_rate)
+    x = resample_poly(x, dst_rate // g, src_rate // g)
+    loud = np.flatnonzero(np.abs(x) > 0.01 * max(np.abs(x).max(), 1e-9))
+    if loud.size:
+        x = x[loud[0] : loud[-1] + 1]
+    x = x * (peak / max(np.abs(x).max(), 1e-9))
+    n = int(round(seconds * dst_rate))
+    if x.size > n:  # rare: slow speakers on long words; keep the centre
+        start = (x.size - n) // 2
+        x = x[start : start + n]
+    out = np.zeros(n, dtype=np.float32)
+    start = (n - x.size) // 2
+    out[start : start + x.size] = x
+    return out
+
+
+def run_job(job: dict) -> None:
+    """Synthesize every (text, speaker, path) item of a job, in order, into 16-bit WAVs."""
+    import soundfile as sf
+
+    synth = EspeakSynthesizer()
+    for item in job["items"]:
+        wave = synth.synthesize(item["text"], Speaker(**item["speaker"]))
+        clip = fit_clip(wave, synth.sample_rate, job["sample_rate"], job["seconds"])
+        path = Path(item["path"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, clip, job["sample_rate"], subtype="PCM_16")
+
+
+def synthesize_in_subprocess(
+    items: list[tuple[str, Speaker, Path]], sample_rate: int = 16000, seconds: float = 1.0
+) -> None:
+    """Run :func:`run_job` in a fresh interpreter so the output does not depend on what ran before."""
+    import tempfile
+
+    job = {
+        "sample_rate": sample_rate,
+        "seconds": seconds,
+        "items": [{"text": t, "speaker": asdict(s), "path": str(p)} for t, s, p in items],
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(job, f)
+        job_path = f.name
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "assoc_lightning.data.io.tts", job_path],
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        Path(job_path).unlink(missing_ok=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"speech synthesis subprocess failed:\n{proc.stderr[-2000:]}")
+
+
+if __name__ == "__main__":
+    run_job(json.loads(Path(sys.argv[1]).read_text()))

@@ -1,0 +1,59 @@
+"""Cross-modal retrieval (audio->image, image->audio) on the fixed pairs of a split."""
+
+from __future__ import annotations
+
+from assoc_lightning.eval.callbacks.base import EmbeddingEvalCallback
+from assoc_lightning.eval.metrics.retrieval import (
+    class_match_at_k,
+    class_mean_average_precision,
+    instance_metrics,
+    instance_ranks,
+)
+
+
+class RetrievalCallback(EmbeddingEvalCallback):
+    """Audio->image and image->audio retrieval on the split's fixed pairs.
+
+    Instance level (C-MCR): ``retrieval/{a2i,i2a}_r{K}``, ``_map``, ``_medr``. Class match
+    (BMA-Memory Table 3): ``retrieval/{a2i,i2a}_class_r{K}``: a hit when any of the top K has
+    the query's class; ``retrieval/{a2i,i2a}_class_map``: mAP with every same-class gallery
+    item relevant (the C-MCR toy default's zero-shot measure).
+
+    Args:
+        ks: K for instance-level recall (1, 5, 10).
+        class_ks: K for class-match accuracy (1..5).
+        chunk: queries per similarity block.
+        **kwargs: when to evaluate and the seed (``EmbeddingEvalCallback``).
+    """
+
+    needs = frozenset({"image", "audio"})
+
+    def __init__(
+        self,
+        ks: tuple[int, ...] = (1, 5, 10),
+        class_ks: tuple[int, ...] = (1, 2, 3, 4, 5),
+        chunk: int = 1024,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.ks, self.class_ks, self.chunk = tuple(ks), tuple(class_ks), chunk
+
+    def features(self, trainer, pl_module, split, cache):
+        return cache.get(trainer, pl_module, split, 0, self.seed, paired=True)
+
+    def compute(self, features, log_dir, split, trainer):
+        out = {}
+        for name, (q, g) in {"a2i": ("audio", "image"), "i2a": ("image", "audio")}.items():
+            fq, fg = features[q], features[g]
+            ranks = instance_ranks(fq.embeddings, fg.embeddings, self.chunk)
+            out.update(
+                {f"retrieval/{name}_{k}": v for k, v in instance_metrics(ranks, self.ks).items()}
+            )
+            hits = class_match_at_k(
+                fq.embeddings, fq.labels, fg.embeddings, fg.labels, self.class_ks, self.chunk
+            )
+            out.update({f"retrieval/{name}_class_r{k}": v for k, v in hits.items()})
+            out[f"retrieval/{name}_class_map"] = class_mean_average_precision(
+                fq.embeddings, fq.labels, fg.embeddings, fg.labels
+            )
+        return out

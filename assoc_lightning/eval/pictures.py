@@ -1,0 +1,66 @@
+"""Pictures saved with a run: the t-SNE scatter of both modalities and grids of generated data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def tsne_figure(
+    xy: np.ndarray, labels: np.ndarray, modalities: np.ndarray, title: str, path: Path
+) -> None:
+    """2-D points coloured by class, one marker per modality (image o, audio ^), to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 6))
+    for m, marker in (("image", "o"), ("audio", "^")):
+        sel = modalities == m
+        sc = ax.scatter(
+            xy[sel, 0], xy[sel, 1], c=labels[sel], cmap="tab10", vmin=0, vmax=9, marker=marker,
+            s=14,
+        )  # fmt: skip
+        ax.scatter([], [], c="k", marker=marker, label=m)  # legend entry in neutral colour
+    ax.legend(loc="best")
+    fig.colorbar(sc, ax=ax, label="class")
+    ax.set_title(title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def pictures(x: torch.Tensor, unit_range: bool) -> torch.Tensor:
+    """Tensors ``[N, C, H, W]`` as pictures in [0, 1]; others min-max scaled, flipped up."""
+    if unit_range:
+        return x.clamp(0, 1)
+    flat = x.flatten(1)
+    lo, hi = flat.min(1).values, flat.max(1).values
+    x = (x - lo[:, None, None, None]) / (hi - lo).clamp_min(1e-8)[:, None, None, None]
+    return x.flip(-2)
+
+
+def grid(rows: list[torch.Tensor], pad: int = 2) -> torch.Tensor:
+    """Rows of equally many tiles, each tile centred on a canvas fitting the largest one."""
+    c = max(r.size(1) for r in rows)
+    h, w = max(r.size(2) for r in rows), max(r.size(3) for r in rows)
+    tiles = []
+    for r in rows:
+        canvas = torch.zeros(r.size(0), c, h, w)
+        top, left = (h - r.size(2)) // 2, (w - r.size(3)) // 2
+        canvas[:, :, top : top + r.size(2), left : left + r.size(3)] = r.expand(-1, c, -1, -1)
+        tiles.append(canvas)
+    from torchvision.utils import make_grid
+
+    return make_grid(torch.cat(tiles), nrow=rows[0].size(0), padding=pad, pad_value=1.0)
+
+
+def save_grid(rows: list[torch.Tensor], path: Path) -> None:
+    """:func:`grid` of ``rows`` written as a PNG."""
+    from torchvision.utils import save_image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(grid(rows), path)

@@ -1,0 +1,1 @@
+"""Features of frozen encoders, computed once: resumable memory-mapped embedding caches."""
