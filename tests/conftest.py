@@ -1,4 +1,5 @@
-"""Shared fixtures. Nothing here touches the network; generated data goes to tmp dirs."""
+"""Shared fixtures. Nothing here touches the network; generated data goes to tmp dirs. The
+writers behind them live in ``tests/fixtures/``."""
 
 from __future__ import annotations
 
@@ -25,3 +26,44 @@ def digits_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("assoc_data")
     DigitsDataModule(data_dir=str(root), num_speakers=TINY_SPEAKERS).prepare_data()
     return root
+
+
+@pytest.fixture(scope="session")
+def ave_root(tmp_path_factory) -> Path:
+    """A tiny AVE copy (``tests/fixtures/av.py: make_ave``)."""
+    pytest.importorskip("av")
+    from tests.fixtures.av import make_ave
+
+    return make_ave(tmp_path_factory.mktemp("ave"))
+
+
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory) -> Path:
+    """A saved tiny random-weight CLIP (``tests/fixtures/towers.py``)."""
+    pytest.importorskip("transformers")
+    from tests.fixtures.towers import make_tiny_clip
+
+    return make_tiny_clip(tmp_path_factory.mktemp("tiny_clip"))
+
+
+@pytest.fixture(scope="session")
+def clap_dir(tmp_path_factory) -> Path:
+    """A saved tiny random-weight fused CLAP (``tests/fixtures/towers.py``)."""
+    pytest.importorskip("transformers")
+    from tests.fixtures.towers import make_tiny_clap
+
+    return make_tiny_clap(tmp_path_factory.mktemp("tiny_clap"))
+
+
+@pytest.fixture(scope="session")
+def clip(clip_dir):
+    from assoc_lightning.nn.towers import CLIPTower
+
+    return CLIPTower(str(clip_dir))
+
+
+@pytest.fixture(scope="session")
+def clap(clap_dir):
+    from assoc_lightning.nn.towers import CLAPTower
+
+    return CLAPTower(str(clap_dir))

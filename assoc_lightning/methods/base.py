@@ -9,7 +9,7 @@ method. No method logic lives here; the steps every method shares do: a method i
 test steps, with every term logged and a diverged loss stopped with a clear message.
 
 Methods that generate one modality from another also keep a second, optional promise, used by
-the recognition-accuracy evaluation (``eval/recognition.py``):
+the recognition-accuracy evaluation (``eval/callbacks/recognition.py``):
 
     output_space(batch) -> {modality: Tensor[N, ...]}   # the data as the decoders produce it
     translate(batch, source, target) -> Tensor[N, ...]   # target generated from batch[source]

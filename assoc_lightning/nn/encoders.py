@@ -44,7 +44,8 @@ class HsuAudioEncoder(nn.Module):
     Conv 64 with a 1xF kernel (one frame, all bins, 'valid') -> Conv 128 (3x1, stride 2x1,
     'same') -> Conv 256 (3x1, stride 2x1, 'same') -> FC 512, ReLU after each. With the
     frequency axis collapsed by the first layer these are 1-D convolutions over time.
-    ``batch_norm`` adds Hsu's BN after every layer (off by default, see METHODS.md 3.1).
+    ``batch_norm`` adds Hsu's BN after every layer (off by default: the IG paper describes none;
+    docs/methods.md).
     """
 
     out_features = 512

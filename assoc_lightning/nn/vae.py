@@ -1,6 +1,7 @@
-"""Per-modality convolutional VAEs and variational associators (Jo et al., METHODS.md 1.1).
+"""Per-modality convolutional VAEs and variational associators (Jo et al., docs/methods.md).
 
-The paper's architecture appendix is unavailable; these are our choices, after METHODS.md:
+The paper's architecture appendix is unavailable; these are our choices (also in
+docs/methods.md, VAE associator):
 
 - ``image28`` (1x28x28 MNIST / F-MNIST): Conv 32, Conv 64 (4x4, stride 2, pad 1: 28->14->7),
   FC 512, Gaussian head; sigmoid output.

@@ -1,0 +1,59 @@
+"""The embedded digits: committed image split, speaker plan, generation cache."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from assoc_lightning.data.datasets import digits
+
+
+def test_image_split_is_committed_disjoint_stratified_and_reproducible():
+    split = digits.image_split()
+    sets = {k: set(v) for k, v in split.items()}
+    assert not (
+        sets["train"] & sets["val"] or sets["train"] & sets["test"] or sets["val"] & sets["test"]
+    )
+    assert sum(map(len, sets.values())) == 1797
+    _, labels = digits.digit_images()
+    for part in ("val", "test"):
+        counts = np.bincount(labels[split[part]], minlength=10)
+        assert counts.min() >= 25 and counts.max() <= 29  # 15% of ~180 per class
+    assert digits.stratified_split(labels, seed=0) == split
+
+
+def test_images_look_like_mnist():
+    images, labels = digits.digit_images()
+    assert images.shape == (1797, 1, 28, 28) and images.dtype == torch.uint8
+    assert images[:, :, :4].max() == 0 and images[:, :, :, -4:].max() == 0  # black border
+    assert images.max() == 255 and sorted(set(labels.tolist())) == list(range(10))
+
+
+def test_speaker_plan_is_deterministic_and_split_by_speaker():
+    a, b = digits.plan_speakers(60, seed=3), digits.plan_speakers(60, seed=3)
+    assert a == b
+    assert digits.plan_speakers(60, seed=4) != a
+    assert len({s["id"] for s in a}) == 60
+    counts = {k: sum(s["split"] == k for s in a) for k in ("train", "val", "test")}
+    assert counts == {"train": 42, "val": 9, "test": 9}
+
+
+def test_cache_is_reused_and_damage_regenerates(tmp_path):
+    root = tmp_path / "sd"
+    digits.ensure_spoken_digits(root, 3, seed=0)
+    wav = root / "one" / f"{digits.speaker_id(0, 0)}_nohash_0.wav"
+    stamp = wav.stat().st_mtime_ns
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an intact cache must not warn
+        digits.ensure_spoken_digits(root, 3, seed=0)
+    assert wav.stat().st_mtime_ns == stamp
+    wav.write_bytes(wav.read_bytes()[:100])  # truncate one clip
+    with pytest.warns(UserWarning, match="checksum mismatch"):
+        digits.ensure_spoken_digits(root, 3, seed=0)
+    assert len(wav.read_bytes()) > 100
+    (root / "manifest.json").write_text("{not json")
+    with pytest.warns(UserWarning, match="not valid JSON"):
+        digits.ensure_spoken_digits(root, 3, seed=0)
