@@ -22,7 +22,13 @@ ALLOWED = {
     "data": ("data", "utils", "errors"),
     "data.io": ("data.io", "data.errors"),
     "data.datasets": ("data.datasets", "data.io", "data.errors"),
-    "data.datamodules": ("data.datamodules", "data.datasets", "data.io", "data.base", "data.errors"),
+    "data.datamodules": (
+        "data.datamodules",
+        "data.datasets",
+        "data.io",
+        "data.base",
+        "data.errors",
+    ),
     "data.protocols": ("data", "errors"),
 }
 
