@@ -1,5 +1,4 @@
-"""C-MCR: losses against hand-computed values, the chunked memory read against the dense
-formula, projector size, frozen towers, and the locally trained stand-in spaces."""
+"""Losses as pure functions against hand-computed values (ranking, KL, weight norm, InfoNCE, C-MCR's pull terms, the VAE associator's Eq. 6/7)."""
 
 from __future__ import annotations
 

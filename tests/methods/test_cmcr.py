@@ -1,5 +1,4 @@
-"""C-MCR: losses against hand-computed values, the chunked memory read against the dense
-formula, projector size, frozen towers, and the locally trained stand-in spaces."""
+"""C-MCR: the loss against hand-computed terms, ablation switches, semantic completion, frozen towers, embed, the schedule."""
 
 from __future__ import annotations
 

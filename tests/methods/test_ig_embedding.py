@@ -1,5 +1,4 @@
-"""TIDIGITS: LDC layout discovery, isolated digits only, z/o -> 0, shorten and PCM SPHERE,
-decoded cache, speaker-disjoint validation, corrupt files, and MNIST pairing."""
+"""IG-regularized embedding: the embed contract, the loss terms, a clear stop on a NaN loss, the paper config on real-format MNIST + TIDIGITS fixtures."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Cross-modal VAE associator: losses, phases and freezing, cascades, init checkpoints, the
-recognition-accuracy callback, the data additions it needs, and its configs through the CLI."""
+"""Cross-modal VAE associator: phases and freezing, cascades, init checkpoints, the CLI on both phases, the paper configs' clear errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""None"""
+"""The batched Kaldi fbank against torchaudio's per-utterance one, and the MFCC front-end."""
 
 from __future__ import annotations
 

@@ -47,22 +47,15 @@ class ClassPairedDataModule(AssocDataModule):
             class-stratified, seeded); the unimodal sets keep every item.
         unpaired_train: also stream every training item of each modality, unpaired
             (:meth:`AssocDataModule.train_loader_with_unpaired`); off, batches are the pairs.
-        data_dir, batch_size, eval_batch_size, num_workers, seed: see ``AssocDataModule``.
+        **kwargs: data_dir, batch_size, eval_batch_size, num_workers, seed (AssocDataModule).
     """
 
     num_pairs: int = 0
 
     def __init__(
-        self,
-        data_dir: str | None = None,
-        batch_size: int = 64,
-        eval_batch_size: int = 256,
-        num_workers: int = 0,
-        seed: int = 0,
-        paired_fraction: float = 1.0,
-        unpaired_train: bool = False,
+        self, paired_fraction: float = 1.0, unpaired_train: bool = False, **kwargs
     ) -> None:
-        super().__init__(data_dir, batch_size, eval_batch_size, num_workers, seed)
+        super().__init__(**kwargs)
         self.paired_fraction = check_fraction(paired_fraction)
         self.unpaired_train = unpaired_train
 
@@ -134,8 +127,9 @@ class MultiPairedDataModule(ClassPairedDataModule):
         extra: per modality, unpaired extra classes (``None``: the scenario's).
         options: per modality, extra arguments for its dataset's reader.
         download: fetch the public datasets when missing (never by default).
-        paired_fraction, unpaired_train: see ``ClassPairedDataModule``.
-        data_dir, batch_size, eval_batch_size, num_workers, seed: see ``AssocDataModule``.
+        batch_size: pairs per batch.
+        **kwargs: paired_fraction, unpaired_train (``ClassPairedDataModule``), data_dir,
+            eval_batch_size, num_workers, seed (``AssocDataModule``).
     """
 
     def __init__(
@@ -144,21 +138,13 @@ class MultiPairedDataModule(ClassPairedDataModule):
         datasets: list[str] | None = None,
         classes: dict[str, list[int | str]] | None = None,
         extra: dict[str, list[int | str]] | None = None,
-        paired_fraction: float = 1.0,
-        unpaired_train: bool = False,
         options: dict[str, dict] | None = None,
         download: bool = False,
-        data_dir: str | None = None,
-        batch_size: int = 128,
-        eval_batch_size: int = 256,
-        num_workers: int = 0,
-        seed: int = 0,
         names: list[str] | None = None,
+        batch_size: int = 128,
+        **kwargs,
     ) -> None:
-        super().__init__(
-            data_dir, batch_size, eval_batch_size, num_workers, seed, paired_fraction,
-            unpaired_train,
-        )  # fmt: skip
+        super().__init__(batch_size=batch_size, **kwargs)
         preset = self._preset(scenario, MULTI_SCENARIOS)
         datasets = list(datasets or preset.get("datasets") or ())
         self.modalities = tuple(names or datasets)
@@ -281,8 +267,8 @@ class PairedDataModule(MultiPairedDataModule):
         image_options, audio_options: extra arguments for the dataset readers.
         download: fetch public datasets (MNIST, Fashion-MNIST, GTSRB, Speech Commands) from
             their official sources with checksums when missing. Never by default.
-        paired_fraction, unpaired_train: see ``ClassPairedDataModule``.
-        data_dir, batch_size, eval_batch_size, num_workers, seed: see ``AssocDataModule``.
+        **kwargs: batch_size (128), paired_fraction, unpaired_train, data_dir,
+            eval_batch_size, num_workers, seed, as for ``MultiPairedDataModule``.
     """
 
     def __init__(
@@ -293,16 +279,10 @@ class PairedDataModule(MultiPairedDataModule):
         pairs: list[tuple[int, str | int]] | None = None,
         image_extra: list[int] | None = None,
         audio_extra: list[str | int] | None = None,
-        paired_fraction: float = 1.0,
-        unpaired_train: bool = False,
         image_options: dict | None = None,
         audio_options: dict | None = None,
         download: bool = False,
-        data_dir: str | None = None,
-        batch_size: int = 128,
-        eval_batch_size: int = 256,
-        num_workers: int = 0,
-        seed: int = 0,
+        **kwargs,
     ) -> None:
         preset = self._preset(scenario, SCENARIOS)
         image, audio = image or preset.get("image"), audio or preset.get("audio")
@@ -317,11 +297,15 @@ class PairedDataModule(MultiPairedDataModule):
             "audio": preset.get("audio_extra", []) if audio_extra is None else audio_extra,
         }
         super().__init__(
-            None, [image, audio], {"image": [i for i, _ in pairs], "audio": [a for _, a in pairs]},
-            extra, paired_fraction, unpaired_train,
-            {"image": image_options or {}, "audio": audio_options or {}}, download, data_dir,
-            batch_size, eval_batch_size, num_workers, seed, names=["image", "audio"],
-        )  # fmt: skip
+            scenario=None,
+            datasets=[image, audio],
+            classes={"image": [i for i, _ in pairs], "audio": [a for _, a in pairs]},
+            extra=extra,
+            options={"image": image_options or {}, "audio": audio_options or {}},
+            download=download,
+            names=["image", "audio"],
+            **kwargs,
+        )
         self.image_name, self.audio_name, self.pairs = image, audio, pairs
 
     def pair_names(self) -> list[str]:

@@ -205,8 +205,10 @@ class CMCRDigitsDataModule(CaptionLoaders, DigitsDataModule):
         caption_seed: int = 0,
     ) -> None:
         super().__init__(
-            data_dir, batch_size, eval_batch_size, num_workers, seed, num_speakers, generation_seed
-        )
+            num_speakers=num_speakers, generation_seed=generation_seed, data_dir=data_dir,
+            batch_size=batch_size, eval_batch_size=eval_batch_size, num_workers=num_workers,
+            seed=seed,
+        )  # fmt: skip
         self.caption_seed = caption_seed
         self.captions: list[str] = []
         self.caption_labels = np.zeros(0, dtype=np.int64)

@@ -19,32 +19,17 @@ class DigitsDataModule(ClassPairedDataModule):
     Args:
         num_speakers: synthetic talkers; each says all ten digits once.
         generation_seed: seed for the talkers and the speaker split (changes the data).
-        paired_fraction: fraction of training images used as pair anchors (1.0 .. 0.01,
-            class-stratified, seeded); the unimodal sets keep all.
-        unpaired_train: also stream every training item of each modality, unpaired.
-        data_dir, batch_size, eval_batch_size, num_workers, seed: see ``AssocDataModule``.
+        **kwargs: paired_fraction (of the training images used as pair anchors),
+            unpaired_train (``ClassPairedDataModule``), data_dir, batch_size, eval_batch_size,
+            num_workers, seed (``AssocDataModule``).
     """
 
     num_classes = 10
     num_pairs = 10
     class_names = WORDS
 
-    def __init__(
-        self,
-        data_dir: str | None = None,
-        batch_size: int = 64,
-        eval_batch_size: int = 256,
-        num_workers: int = 0,
-        seed: int = 0,
-        num_speakers: int = 240,
-        generation_seed: int = 0,
-        paired_fraction: float = 1.0,
-        unpaired_train: bool = False,
-    ) -> None:
-        super().__init__(
-            data_dir, batch_size, eval_batch_size, num_workers, seed, paired_fraction,
-            unpaired_train,
-        )  # fmt: skip
+    def __init__(self, num_speakers: int = 240, generation_seed: int = 0, **kwargs) -> None:
+        super().__init__(**kwargs)
         self.num_speakers = num_speakers
         self.generation_seed = generation_seed
 

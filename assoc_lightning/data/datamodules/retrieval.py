@@ -12,102 +12,89 @@ from assoc_lightning.data.datasets.ave import AVEPairs
 from assoc_lightning.data.datasets.flickr_soundnet import FlickrSoundNetPairs
 
 
-def _fill(dm: AssocDataModule, split: str, pairs: AVPairs) -> None:
-    dm.paired[split] = pairs
-    dm.unpaired[split] = {m: pairs.view(m) for m in ("image", "audio")}
+class PairSetDataModule(AssocDataModule):
+    """Base of the fixed-pair retrieval sets: how their images and sounds are read.
+
+    Args:
+        image_size: side of the square uint8 image.
+        sample_rate: audio output rate (48 kHz: CLAP's).
+        clip_seconds: audio length (AVE: zero-padded or cropped; Flickr-SoundNet: looped).
+        skip_corrupt: skip undecodable files (counted, warned) instead of raising.
+        **kwargs: data_dir, batch_size, eval_batch_size, num_workers, seed (AssocDataModule).
+    """
+
+    def __init__(
+        self,
+        image_size: int = 224,
+        sample_rate: int = 48000,
+        clip_seconds: float = 10.0,
+        skip_corrupt: bool = True,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.pair_options = {
+            "image_size": image_size,
+            "sample_rate": sample_rate,
+            "clip_seconds": clip_seconds,
+            "skip_corrupt": skip_corrupt,
+        }
+
+    def fill(self, split: str, pairs: AVPairs) -> None:
+        """``split``'s fixed pairs and their single-modality views (same rows and indices)."""
+        self.paired[split] = pairs
+        self.unpaired[split] = {m: pairs.view(m) for m in ("image", "audio")}
 
 
-class AVERetrievalDataModule(AssocDataModule):
+class AVERetrievalDataModule(PairSetDataModule):
     """AVE as fixed pairs for zero-shot retrieval (and, if wanted, training) per split.
 
     Fills ``paired`` and ``unpaired`` for ``train``/``val``/``test`` from the official lists.
     ``test_split="all"`` makes ``test`` every annotated video that is present (the C-MCR
     paper's protocol: 4,095 available of 4,143); the default is the official ``testSet.txt``.
 
-    Args (besides :class:`AssocDataModule`'s): image_size, sample_rate, clip_seconds,
-    skip_corrupt as in :class:`AVEPairs`; test_split: ``test`` or ``all``.
+    Args:
+        test_split: ``test`` or ``all``.
+        **kwargs: how pairs are read (``PairSetDataModule``) and AssocDataModule's arguments.
     """
 
-    def __init__(
-        self,
-        data_dir: str | None = None,
-        batch_size: int = 64,
-        eval_batch_size: int = 256,
-        num_workers: int = 0,
-        seed: int = 0,
-        image_size: int = 224,
-        sample_rate: int = 48000,
-        clip_seconds: float = 10.0,
-        test_split: str = "test",
-        skip_corrupt: bool = True,
-    ) -> None:
-        super().__init__(data_dir, batch_size, eval_batch_size, num_workers, seed)
+    def __init__(self, test_split: str = "test", **kwargs) -> None:
+        super().__init__(**kwargs)
         if test_split not in ("test", "all"):
             raise ValueError(f"test_split must be 'test' or 'all', got {test_split!r}")
-        self.image_size, self.sample_rate = image_size, sample_rate
-        self.clip_seconds, self.test_split = clip_seconds, test_split
-        self.skip_corrupt = skip_corrupt
+        self.test_split = test_split
 
     def setup(self, stage: str | None = None) -> None:
         if self.paired:
             return
         for split in SPLITS:
-            pairs = AVEPairs(
-                self.data_dir,
-                self.test_split if split == "test" else split,
-                self.image_size,
-                self.sample_rate,
-                self.clip_seconds,
-                self.skip_corrupt,
-            )
-            _fill(self, split, pairs)
+            source = self.test_split if split == "test" else split
+            pairs = AVEPairs(self.data_dir, source, **self.pair_options)
+            self.fill(split, pairs)
         self.class_names = pairs.categories
         self.num_classes = len(pairs.categories)
 
 
-class FlickrSoundNetDataModule(AssocDataModule):
+class FlickrSoundNetDataModule(PairSetDataModule):
     """Flickr-SoundNet as fixed pairs for zero-shot retrieval: a ``test`` split only.
 
     There is no train or validation split (use ``assoc test``); ``val`` is not filled with the
     test pairs so that no model selection can silently run on the test set. Labels are all 0
     (``num_classes`` = 0: class-based evaluations do not apply).
 
-    Args (besides :class:`AssocDataModule`'s): layout, subset, image_size, sample_rate,
-    clip_seconds, skip_corrupt as in :class:`FlickrSoundNetPairs`.
+    Args:
+        layout, subset: as in :class:`FlickrSoundNetPairs`.
+        **kwargs: how pairs are read (``PairSetDataModule``) and AssocDataModule's arguments.
     """
 
-    def __init__(
-        self,
-        data_dir: str | None = None,
-        batch_size: int = 64,
-        eval_batch_size: int = 256,
-        num_workers: int = 0,
-        seed: int = 0,
-        layout: str = "auto",
-        subset: str = "list",
-        image_size: int = 224,
-        sample_rate: int = 48000,
-        clip_seconds: float = 10.0,
-        skip_corrupt: bool = True,
-    ) -> None:
-        super().__init__(data_dir, batch_size, eval_batch_size, num_workers, seed)
+    def __init__(self, layout: str = "auto", subset: str = "list", **kwargs) -> None:
+        super().__init__(**kwargs)
         self.layout, self.subset = layout, subset
-        self.image_size, self.sample_rate = image_size, sample_rate
-        self.clip_seconds, self.skip_corrupt = clip_seconds, skip_corrupt
 
     def setup(self, stage: str | None = None) -> None:
         if self.paired:
             return
-        pairs = FlickrSoundNetPairs(
-            self.data_dir,
-            self.layout,
-            self.subset,
-            self.image_size,
-            self.sample_rate,
-            self.clip_seconds,
-            self.skip_corrupt,
-        )
-        _fill(self, "test", pairs)
+        pairs = FlickrSoundNetPairs(self.data_dir, self.layout, self.subset, **self.pair_options)
+        self.fill("test", pairs)
 
     def _test_only(self) -> DataLoader:
         raise ValueError(

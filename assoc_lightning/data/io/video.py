@@ -7,8 +7,11 @@ decodes video). Files without both a video and an audio stream, or that fail to 
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,57 +59,56 @@ def _frame_at(container, stream, target: float):
     return best
 
 
-def read_video_frame(path: str | os.PathLike, at: float | None = None) -> Image.Image:
-    """The RGB frame shown ``at`` seconds after the video's start (``None``: the middle)."""
-    path = Path(path)
+@contextlib.contextmanager
+def _decoding(path: Path, stream: str) -> Iterator[tuple[Any, Any]]:
+    """``(av, container)`` for ``path``; what PyAV raises inside becomes DatasetCorruptError."""
     av = import_av()  # outside the try: a missing PyAV is not a corrupt file
     try:
         with _open_av(av, path) as container:
-            stream = container.streams.video[0]
-            start = _seconds(stream.start_time, stream.time_base) or 0.0
-            if at is None:
-                duration = _seconds(stream.duration, stream.time_base)
-                if not duration and container.duration:
-                    duration = container.duration / 1_000_000  # av.time_base
-                at = (duration or 0.0) / 2
-            target = start + max(at, 0.0)
-            container.seek(int(target / stream.time_base), stream=stream, backward=True)
-            frame = _frame_at(container, stream, target)
-            if frame is None or (frame.time or 0.0) > target + 1e-6:  # seek overshot
-                container.seek(stream.start_time or 0, stream=stream, backward=True)
-                frame = _frame_at(container, stream, target)
-            if frame is None:
-                raise DatasetCorruptError(path, "at least one video frame", "none decoded")
-            return frame.to_image()
+            yield av, container
     except DatasetCorruptError:
         raise
     except Exception as err:  # PyAV raises FFmpegError subclasses, OSError, ValueError
         raise DatasetCorruptError(
-            path, "a decodable mp4 video stream", f"{type(err).__name__}: {err}"
+            path, f"a decodable mp4 {stream} stream", f"{type(err).__name__}: {err}"
         ) from err
+
+
+def read_video_frame(path: str | os.PathLike, at: float | None = None) -> Image.Image:
+    """The RGB frame shown ``at`` seconds after the video's start (``None``: the middle)."""
+    path = Path(path)
+    with _decoding(path, "video") as (_, container):
+        stream = container.streams.video[0]
+        start = _seconds(stream.start_time, stream.time_base) or 0.0
+        if at is None:
+            duration = _seconds(stream.duration, stream.time_base)
+            if not duration and container.duration:
+                duration = container.duration / 1_000_000  # av.time_base
+            at = (duration or 0.0) / 2
+        target = start + max(at, 0.0)
+        container.seek(int(target / stream.time_base), stream=stream, backward=True)
+        frame = _frame_at(container, stream, target)
+        if frame is None or (frame.time or 0.0) > target + 1e-6:  # seek overshot
+            container.seek(stream.start_time or 0, stream=stream, backward=True)
+            frame = _frame_at(container, stream, target)
+        if frame is None:
+            raise DatasetCorruptError(path, "at least one video frame", "none decoded")
+        return frame.to_image()
 
 
 def read_audio_track(path: str | os.PathLike, sample_rate: int) -> torch.Tensor:
     """The whole audio track, mixed to mono (channel mean), resampled to ``sample_rate``."""
     path = Path(path)
-    av = import_av()
-    try:
-        with _open_av(av, path) as container:
-            stream = container.streams.audio[0]
-            to_float = av.AudioResampler(format="fltp")  # planar float, same layout and rate
-            chunks, rate = [], None
-            for frame in container.decode(stream):
-                for out in to_float.resample(frame):
-                    rate = out.sample_rate
-                    chunks.append(out.to_ndarray().mean(axis=0))
-            for out in to_float.resample(None):
+    with _decoding(path, "audio") as (av, container):
+        stream = container.streams.audio[0]
+        to_float = av.AudioResampler(format="fltp")  # planar float, same layout and rate
+        chunks, rate = [], None
+        for frame in container.decode(stream):
+            for out in to_float.resample(frame):
+                rate = out.sample_rate
                 chunks.append(out.to_ndarray().mean(axis=0))
-    except DatasetCorruptError:
-        raise
-    except Exception as err:  # PyAV raises FFmpegError subclasses, OSError, ValueError
-        raise DatasetCorruptError(
-            path, "a decodable mp4 audio stream", f"{type(err).__name__}: {err}"
-        ) from err
+        for out in to_float.resample(None):
+            chunks.append(out.to_ndarray().mean(axis=0))
     if not chunks or rate is None:
         raise DatasetCorruptError(path, "at least one audio frame", "none decoded")
     wave = torch.from_numpy(np.concatenate(chunks).astype(np.float32))

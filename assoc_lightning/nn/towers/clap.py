@@ -15,14 +15,7 @@ import numpy as np
 import torch
 
 from assoc_lightning.nn.towers.base import FrozenTower
-from assoc_lightning.nn.towers.hf import (
-    import_transformers,
-    loading,
-    pooled,
-    prepare_dir,
-    tokenize,
-    tokenizer_digest,
-)
+from assoc_lightning.nn.towers.hf import load_local, pooled, tokenize, tokenizer_digest
 
 
 class CLAPTower(FrozenTower):
@@ -55,16 +48,10 @@ class CLAPTower(FrozenTower):
         max_text_tokens: int = 77,
     ) -> None:
         super().__init__()
-        tf = import_transformers()
         self.path, self.hub_name = Path(path).expanduser(), hub_name
-        prepare_dir("CLAP", self.path, hub_name, download, _save_clap)
-        with loading("CLAP", self.path, hub_name):
-            model = tf.ClapModel.from_pretrained(self.path, local_files_only=True)
-            self.model = model.float()  # 5.x loads the checkpoint's dtype, 4.x float32
-            self.tokenizer = tf.AutoTokenizer.from_pretrained(self.path, local_files_only=True)
-            self.feature_extractor = tf.ClapFeatureExtractor.from_pretrained(
-                self.path, local_files_only=True
-            )
+        self.model, self.tokenizer, self.feature_extractor = load_local(
+            "CLAP", self.path, hub_name, download, "ClapModel", "ClapFeatureExtractor"
+        )
         self.fusion = bool(self.model.config.audio_config.enable_fusion)
         self.truncation = "fusion" if self.fusion else "rand_trunc"
         self.sample_rate = int(self.feature_extractor.sampling_rate)
@@ -122,13 +109,6 @@ class CLAPTower(FrozenTower):
 
     def extra_repr(self) -> str:
         return f"path={str(self.path)!r}, dim={self.dim}, sample_rate={self.sample_rate}"
-
-
-def _save_clap(hub_name: str, path: Path) -> None:
-    tf = import_transformers()
-    tf.ClapModel.from_pretrained(hub_name).save_pretrained(path)
-    tf.AutoTokenizer.from_pretrained(hub_name).save_pretrained(path)
-    tf.ClapFeatureExtractor.from_pretrained(hub_name).save_pretrained(path)
 
 
 def _as_numpy_wave(wave: Any) -> np.ndarray:

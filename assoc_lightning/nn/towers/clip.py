@@ -15,14 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from assoc_lightning.nn.towers.base import FrozenTower
-from assoc_lightning.nn.towers.hf import (
-    import_transformers,
-    loading,
-    pooled,
-    prepare_dir,
-    tokenize,
-    tokenizer_digest,
-)
+from assoc_lightning.nn.towers.hf import load_local, pooled, tokenize, tokenizer_digest
 
 
 class ClipImageTransform(nn.Module):
@@ -163,14 +156,10 @@ class CLIPTower(FrozenTower):
         max_text_tokens: int = 77,
     ) -> None:
         super().__init__()
-        tf = import_transformers()
         self.path, self.hub_name = Path(path).expanduser(), hub_name
-        prepare_dir("CLIP", self.path, hub_name, download, _save_clip)
-        with loading("CLIP", self.path, hub_name):
-            model = tf.CLIPModel.from_pretrained(self.path, local_files_only=True)
-            self.model = model.float()  # 5.x loads the checkpoint's dtype, 4.x float32
-            self.tokenizer = tf.AutoTokenizer.from_pretrained(self.path, local_files_only=True)
-            processor = tf.CLIPImageProcessor.from_pretrained(self.path, local_files_only=True)
+        self.model, self.tokenizer, processor = load_local(
+            "CLIP", self.path, hub_name, download, "CLIPModel", "CLIPImageProcessor"
+        )
         self.image_transform = ClipImageTransform.from_processor(processor)
         text_positions = self.model.config.text_config.max_position_embeddings
         self.max_text_tokens = min(max_text_tokens, text_positions)
@@ -193,10 +182,3 @@ class CLIPTower(FrozenTower):
 
     def extra_repr(self) -> str:
         return f"path={str(self.path)!r}, dim={self.dim}"
-
-
-def _save_clip(hub_name: str, path: Path) -> None:
-    tf = import_transformers()
-    tf.CLIPModel.from_pretrained(hub_name).save_pretrained(path)
-    tf.AutoTokenizer.from_pretrained(hub_name).save_pretrained(path)
-    tf.CLIPImageProcessor.from_pretrained(hub_name).save_pretrained(path)

@@ -84,6 +84,27 @@ def missing_tower_files(path: str | Path) -> list[str]:
     return missing
 
 
+def load_local(
+    name: str, path: Path, hub_name: str, download: bool, model: str, processor: str
+) -> tuple[Any, Any, Any]:
+    """``(model, tokenizer, processor)`` of the local directory ``path`` (transformers class
+    names ``model`` and ``processor``; the model in float32). With ``download``, an incomplete
+    directory is first filled from the hub; otherwise it is a clear error."""
+    tf = import_transformers()
+    model_cls, processor_cls = getattr(tf, model), getattr(tf, processor)
+
+    def save(hub: str, where: Path) -> None:
+        for cls in (model_cls, tf.AutoTokenizer, processor_cls):
+            cls.from_pretrained(hub).save_pretrained(where)
+
+    prepare_dir(name, path, hub_name, download, save)
+    with loading(name, path, hub_name):
+        net = model_cls.from_pretrained(path, local_files_only=True)
+        tokenizer = tf.AutoTokenizer.from_pretrained(path, local_files_only=True)
+        proc = processor_cls.from_pretrained(path, local_files_only=True)
+    return net.float(), tokenizer, proc  # transformers 5.x loads the checkpoint's dtype
+
+
 def prepare_dir(name: str, path: Path, hub_name: str, download: bool, save_fn: Callable) -> None:
     """Download into ``path`` when asked and needed; raise a clear error when incomplete."""
     missing = missing_tower_files(path)

@@ -1,4 +1,4 @@
-"""None"""
+"""GTSRB from its official layout: labels, ROI crops, track-held-out validation, the traffic-sign subset, clear errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""None"""
+"""Speech Commands: split lists, labels by word, padding, corrupt clips skipped and counted."""
 
 from __future__ import annotations
 
