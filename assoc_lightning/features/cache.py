@@ -11,7 +11,6 @@ import functools
 import hashlib
 import json
 import logging
-import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from assoc_lightning.errors import AssocError
 from assoc_lightning.nn.towers.base import FrozenTower
+from assoc_lightning.utils.files import atomic_write_text, cache_lock
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +118,10 @@ def build_embedding_cache(
         log_every: log progress each time this fraction of the rows is done.
 
     Progress (rows, then their ``written`` flags, then the index) is flushed after every batch,
-    so a killed run continues where it stopped. Build from one process (e.g. rank 0 in
-    ``prepare_data``); concurrent builders of one directory are not coordinated.
+    so a killed run continues where it stopped. Concurrent builders of one directory take
+    turns under its inter-process lock (``utils/files.py``): the second finds the first's
+    complete cache, or continues it. A complete cache is read without the lock (and so from
+    a read-only folder).
     """
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
@@ -134,14 +136,18 @@ def build_embedding_cache(
         "dtype": dtype,
         "keys_sha256": _digest_strings(keys) if keys is not None else None,
     }
-    if not _reusable(cache, wanted):
-        _create(cache, wanted, keys)
-    elif cache.complete:
-        return cache  # reused as is: nothing is opened for writing
-    batches = functools.partial(
-        _batches, source, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_fn
-    )
-    _fill(cache, wanted, encode_fn, batches, log_every)
+    if cache.complete and _reusable(cache, wanted, quiet=True):
+        return cache  # reused as is: nothing is opened for writing, no lock is taken
+    with cache_lock(cache.directory):
+        if not _reusable(cache, wanted):
+            _create(cache, wanted, keys)
+        elif cache.complete:
+            return cache  # another process finished it while this one waited
+        batches = functools.partial(
+            _batches, source, batch_size=batch_size, num_workers=num_workers,
+            collate_fn=collate_fn,
+        )  # fmt: skip
+        _fill(cache, wanted, encode_fn, batches, log_every)
     return cache
 
 
@@ -221,17 +227,20 @@ def _digest_strings(strings: Iterable[str]) -> str:
     return h.hexdigest()
 
 
-def _reusable(cache: EmbeddingCache, wanted: dict) -> bool:
-    """True when the directory holds a (partial) cache of exactly what is wanted."""
+def _reusable(cache: EmbeddingCache, wanted: dict, quiet: bool = False) -> bool:
+    """True when the directory holds a (partial) cache of exactly what is wanted (``quiet``:
+    no warning when it does not)."""
     idx = cache.index()
     if idx is None:
-        if cache.data_path.exists():
+        if cache.data_path.exists() and not quiet:
             msg = f"embedding cache {cache.directory} has no readable index; rebuilding it"
             warnings.warn(msg, stacklevel=3)
         return False
     diff = [k for k in wanted if idx.get(k) != wanted[k]]
     if not diff and _arrays_match(cache, wanted):
         return True
+    if quiet:
+        return False
     what = ", ".join(f"{k}: cached {idx.get(k)!r}, wanted {wanted[k]!r}" for k in diff)
     warnings.warn(
         f"embedding cache {cache.directory} does not match ({what or 'array files'}); "
@@ -261,18 +270,12 @@ def _create(cache: EmbeddingCache, wanted: dict, keys: Sequence[str] | None) -> 
     mask = np.lib.format.open_memmap(cache.mask_path, mode="w+", dtype=bool, shape=shape[:1])
     mask.flush()
     if keys is not None:
-        _atomic_write(cache.keys_path, json.dumps(list(keys)))
+        atomic_write_text(cache.keys_path, json.dumps(list(keys)))
     _write_index(cache, wanted, 0)
 
 
 def _write_index(cache: EmbeddingCache, wanted: dict, done: int) -> None:
-    _atomic_write(cache.index_path, json.dumps({**wanted, "done": done}, indent=1))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)  # a killed run never leaves a half-written file
+    atomic_write_text(cache.index_path, json.dumps({**wanted, "done": done}, indent=1))
 
 
 def _check_values(values: Any, rows: np.ndarray, dim: int, directory: Path) -> np.ndarray:

@@ -87,3 +87,18 @@ def test_callback_skips_methods_that_do_not_generate(tmp_path):
         datamodule=dm, lightning_module=AssociativeMethod(), global_step=0, loggers=[]
     )
     assert CrossModalRecognitionCallback().compute(None, tmp_path, "test", trainer) == {}
+
+
+def test_a_damaged_cached_classifier_is_trained_again(tmp_path):
+    dm, method = prototype_data(tmp_path)
+    trainer = SimpleNamespace(datamodule=dm, lightning_module=method, global_step=0, loggers=[])
+    cache = tmp_path / "cache"
+    out = CrossModalRecognitionCallback(classifier_epochs=60, cache_dir=str(cache)).compute(
+        None, tmp_path, "test", trainer
+    )
+    for path in cache.glob("*.pt"):
+        path.write_bytes(path.read_bytes()[:64])
+    again = CrossModalRecognitionCallback(classifier_epochs=60, cache_dir=str(cache))
+    with pytest.warns(UserWarning, match="does not load"):
+        assert again.compute(None, tmp_path, "test", trainer) == out
+    assert again.trained == ["a", "b"]

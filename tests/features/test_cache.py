@@ -111,3 +111,38 @@ def test_bad_encoder_output_is_a_clear_error(tmp_path):
     short = torch.utils.data.DataLoader(_dict_items(4), batch_size=2)
     with pytest.raises(EmbeddingCacheError, match="covered 4 of 6"):
         build_embedding_cache(tmp_path / "d", Counter(), short, 6, 8)
+
+
+RACE = """
+import sys, time
+import numpy as np
+from assoc_lightning.features.cache import build_embedding_cache
+calls = []
+def encode(batch):
+    calls.append(len(batch))
+    time.sleep(0.05)
+    return np.stack([np.full(4, float(x)) for x in batch])
+cache = build_embedding_cache(sys.argv[1], encode, list(range(40)), 40, 4, fingerprint="f",
+                              dtype="float32", batch_size=4, collate_fn=list)
+assert (cache.load()[:, 0] == np.arange(40)).all()
+print(sum(calls))
+"""
+
+
+def test_two_processes_building_one_cache_take_turns(tmp_path):
+    import subprocess
+    import sys
+
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE, str(tmp_path / "c")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+    encoded = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-2000:]
+        encoded.append(int(out.strip().splitlines()[-1]))
+    assert sorted(encoded) == [0, 40]  # one built every row; the other waited and reused them

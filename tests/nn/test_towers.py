@@ -171,3 +171,16 @@ def test_toy_space_trains_once_then_loads(tmp_path, monkeypatch):
     assert len(list(tmp_path.glob("toy_space_image_*.pt"))) == 2
     space.train()
     assert not space.training
+
+
+def test_damaged_toy_weights_are_trained_again(tmp_path):
+    inputs, labels = torch.rand(10, 1, 28, 28), torch.arange(10) % 2
+    captions = [["zero", "a zero"], ["one", "a one"]]
+    space = ToyContrastiveSpace("image", dim=8, steps=3, batch_size=4)
+    space.prepare(inputs, labels, captions, tmp_path, "data-v1")
+    (path,) = tmp_path.glob("toy_space_image_*.pt")
+    path.write_bytes(b"not a checkpoint")
+    again = ToyContrastiveSpace("image", dim=8, steps=3, batch_size=4)
+    again.prepare(inputs, labels, captions, tmp_path, "data-v1")
+    torch.testing.assert_close(again.encode("image", inputs), space.encode("image", inputs))
+    assert torch.load(path, weights_only=True)  # a loadable file again

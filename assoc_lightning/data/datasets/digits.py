@@ -9,7 +9,8 @@ variant, rate, pitch, pitch range drawn with a seed), 16 kHz, 1 s, peak-normaliz
 on first use in the Speech Commands layout (``<word>/<speaker>_nohash_0.wav`` plus
 ``validation_list.txt`` / ``testing_list.txt``) and read back through the same reader as real
 Speech Commands. Split 70/15/15 by speaker: no voice is in two splits. A ``manifest.json``
-records the speakers, splits and every file's MD5; a damaged cache is regenerated.
+records the speakers, splits and every file's MD5; a damaged cache is regenerated. Generation
+is safe when several processes start on one fresh data dir (``utils/files.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 from assoc_lightning.data.datasets.base import TensorLabeledDataset
 from assoc_lightning.data.datasets.speech_commands import SpeechCommandsClips
 from assoc_lightning.data.io.tts import Speaker, sample_speakers, synthesize_in_subprocess
+from assoc_lightning.utils.files import cache_lock, private_tmp_dir, replace_dir
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
@@ -103,9 +105,13 @@ def _cache_problem(root: Path, num_speakers: int, seed: int) -> str | None:
         manifest = json.loads(manifest_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
         return "manifest.json is not valid JSON"
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        return "manifest.json has no file list"
     wanted = {"version": MANIFEST_VERSION, "num_speakers": num_speakers, "seed": seed}
     if any(manifest.get(k) != v for k, v in wanted.items()):
         return f"manifest was made for {[manifest.get(k) for k in wanted]}, need {list(wanted.values())}"
+    if len(manifest["files"]) != num_speakers * len(WORDS):
+        return f"manifest lists {len(manifest['files'])} of {num_speakers * len(WORDS)} clips"
     for rel, digest in manifest["files"].items():
         path = root / rel
         if not path.is_file():
@@ -115,54 +121,66 @@ def _cache_problem(root: Path, num_speakers: int, seed: int) -> str | None:
     return None
 
 
+def clip_name(word: str, speaker: dict) -> str:
+    return f"{word}/{speaker['id']}_nohash_0.wav"
+
+
 def generate_spoken_digits(root: Path, num_speakers: int, seed: int) -> None:
-    """Synthesize the spoken digits into ``root`` (written to a temp dir, then moved in place)."""
+    """Synthesize the spoken digits into a private folder, check that every planned clip was
+    written, and move the folder to ``root`` in one rename (call under ``cache_lock(root)``)."""
     root = Path(root)
-    tmp = root.with_name(root.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    speakers = plan_speakers(num_speakers, seed)
-    items = []
-    for spk in speakers:
-        params = Speaker(
-            **{k: spk[k] for k in ("voice", "variant", "rate", "pitch", "pitch_range")}
-        )
-        for word in WORDS:
-            items.append((word, params, tmp / word / f"{spk['id']}_nohash_0.wav"))
-    synthesize_in_subprocess(items)
-    lists = {"val": [], "test": []}
-    for spk in speakers:
-        if spk["split"] in lists:
-            lists[spk["split"]] += [f"{w}/{spk['id']}_nohash_0.wav" for w in WORDS]
-    (tmp / "validation_list.txt").write_text("\n".join(sorted(lists["val"])) + "\n")
-    (tmp / "testing_list.txt").write_text("\n".join(sorted(lists["test"])) + "\n")
-    files = {str(p.relative_to(tmp)): _md5(p) for p in sorted(tmp.glob("*/*.wav"))}
-    manifest = {
-        "version": MANIFEST_VERSION,
-        "num_speakers": num_speakers,
-        "seed": seed,
-        "sample_rate": 16000,
-        "words": list(WORDS),
-        "speakers": speakers,
-        "files": files,
-    }
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    shutil.rmtree(root, ignore_errors=True)
-    tmp.rename(root)
+    tmp = private_tmp_dir(root)
+    try:
+        speakers = plan_speakers(num_speakers, seed)
+        keys = ("voice", "variant", "rate", "pitch", "pitch_range")
+        planned = [(w, s) for s in speakers for w in WORDS]
+        items = [(w, Speaker(**{k: s[k] for k in keys}), tmp / clip_name(w, s)) for w, s in planned]
+        synthesize_in_subprocess(items)
+        names = [clip_name(w, s) for w, s in planned]
+        missing = [n for n in names if not (tmp / n).is_file()]
+        if missing:
+            raise RuntimeError(
+                f"speech synthesis wrote {len(names) - len(missing)} of {len(names)} clips "
+                f"(first missing: {missing[0]}); nothing was cached, run again"
+            )
+        lists = {"val": [], "test": []}
+        for w, s in planned:
+            if s["split"] in lists:
+                lists[s["split"]].append(clip_name(w, s))
+        (tmp / "validation_list.txt").write_text("\n".join(sorted(lists["val"])) + "\n")
+        (tmp / "testing_list.txt").write_text("\n".join(sorted(lists["test"])) + "\n")
+        manifest = {
+            "version": MANIFEST_VERSION,
+            "num_speakers": num_speakers,
+            "seed": seed,
+            "sample_rate": 16000,
+            "words": list(WORDS),
+            "speakers": speakers,
+            "files": {n: _md5(tmp / n) for n in sorted(names)},  # the plan, not what is there
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        replace_dir(tmp, root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already when it was moved in place
 
 
 def ensure_spoken_digits(root: Path, num_speakers: int, seed: int) -> Path:
-    """Generate the spoken digits unless an intact cache for these settings exists."""
+    """Generate the spoken digits unless an intact cache for these settings exists. Safe when
+    several processes ask at once: one generates under the cache's lock, the others wait and
+    then find it intact."""
     root = Path(root)
-    problem = _cache_problem(root, num_speakers, seed)
-    if problem is None:
+    if _cache_problem(root, num_speakers, seed) is None:
         return root
-    if root.exists():
-        warnings.warn(
-            f"spoken-digits cache at {root} is damaged or stale ({problem}); regenerating it",
-            stacklevel=2,
-        )
-    generate_spoken_digits(root, num_speakers, seed)
+    with cache_lock(root):
+        problem = _cache_problem(root, num_speakers, seed)  # another process may have built it
+        if problem is None:
+            return root
+        if root.exists():
+            warnings.warn(
+                f"spoken-digits cache at {root} is damaged or stale ({problem}); regenerating it",
+                stacklevel=2,
+            )
+        generate_spoken_digits(root, num_speakers, seed)
     return root
 
 

@@ -12,8 +12,8 @@ test folder.
 
 from __future__ import annotations
 
-import os
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from assoc_lightning.data.datasets.base import SkipCorruptDataset
 from assoc_lightning.data.errors import DatasetNotFoundError
 from assoc_lightning.data.io.audio import fit_length, resample
 from assoc_lightning.data.io.sphere import read_sphere
+from assoc_lightning.utils.files import atomic_save
 
 LAYOUT = """\
 <root>/LDC93S10/data/adults/{train,test}/{man,woman}/<SS>/<digit><a|b>.wav
@@ -98,20 +99,25 @@ class TIDIGITSIsolated(SkipCorruptDataset):
         self.cache_dir = Path(cache_dir) if cache_dir else None
 
     def _decoded(self, path: Path) -> tuple[np.ndarray, int]:
-        """int16 samples and rate, through the on-disk cache when there is one."""
+        """int16 samples and rate, through the on-disk cache when there is one.
+
+        Cache files are written under a private name and renamed into place, so processes
+        decoding the same clip at once never read or leave a half-written file; a cache file
+        that does not load (damaged) is decoded again and replaced.
+        """
         cached = None
         if self.cache_dir is not None:
             cached = self.cache_dir / path.relative_to(self.root).with_suffix(".npz")
             if cached.is_file():
-                with np.load(cached) as data:
-                    return data["pcm"], int(data["rate"])
+                try:
+                    with np.load(cached) as data:
+                        return data["pcm"], int(data["rate"])
+                except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+                    pass  # damaged: decode the source again below
         wave, rate = read_sphere(path)
         pcm = np.clip(np.round(wave * 32768.0), -32768, 32767).astype(np.int16)
         if cached is not None:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_name(cached.stem + ".tmp.npz")
-            np.savez(tmp, pcm=pcm, rate=rate)
-            os.replace(tmp, cached)  # atomic: a half-written cache file is never read
+            atomic_save(lambda tmp: np.savez(tmp, pcm=pcm, rate=rate), cached)
         return pcm, rate
 
     def read(self, index: int) -> torch.Tensor:

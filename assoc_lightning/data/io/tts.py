@@ -2,7 +2,8 @@
 
 Used to generate the embedded spoken-digits default. espeak-ng is deterministic from
 process to process but not between repeated calls inside one process, so generation runs
-in a fresh subprocess (``python -m assoc_lightning.data.io.tts JOB.json``) in a fixed order and
+in a fresh subprocess (``python data/io/tts.py JOB.json``: this file alone, standard library and
+numpy only, so it starts in a blink) in a fixed order and
 its output is cached on disk; the cache, not the synthesizer, is the reproducibility
 guarantee.
 """
@@ -174,7 +175,7 @@ def synthesize_in_subprocess(
         job_path = f.name
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "assoc_lightning.data.io.tts", job_path],
+            [sys.executable, __file__, job_path],  # this file alone: no package import
             capture_output=True,
             text=True,
         )

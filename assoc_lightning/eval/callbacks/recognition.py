@@ -41,6 +41,7 @@ from assoc_lightning.eval.metrics.recognition import (
     train_classifier,
 )
 from assoc_lightning.eval.pictures import pictures, save_grid
+from assoc_lightning.utils.files import CacheWriteError, atomic_save, cache_lock
 
 CACHE_VERSION = 1
 
@@ -146,34 +147,65 @@ class CrossModalRecognitionCallback(EmbeddingEvalCallback):
             return self.classifiers[modality][1:]
         folder = Path(self.cache_dir) if self.cache_dir else Path(dm.data_dir) / "recognition"
         path = folder / f"{type(dm).__name__}_{modality}_{key}.pt"
-        # evaluation may run in inference mode: the classifier is built and trained outside it
-        if path.is_file():
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-            with torch.inference_mode(False):
-                net = RecognitionCNN(tuple(probe.shape[1:]), settings["num_classes"])
-                net.load_state_dict(saved["state_dict"])
-            unit = bool(saved["unit_range"])
-            rank_zero_info(f"recognition: loaded the {modality} classifier from {path}")
-        else:
-            x, y = generate(module, train, modality, **kw)
-            unit = bool(x.min() >= 0 and x.max() <= 1)
-            with torch.inference_mode(False), torch.enable_grad():
-                x, y = x.clone(), y.clone()  # normal tensors, usable by autograd
-                net = train_classifier(
-                    x, y, settings["num_classes"], self.classifier_epochs,
-                    self.classifier_lr, self.classifier_batch_size, self.seed, module.device,
-                )  # fmt: skip
-            self.trained.append(modality)
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                state = {k: v.cpu() for k, v in net.state_dict().items()}
-                torch.save({"state_dict": state, "unit_range": unit, "settings": settings}, path)
-                rank_zero_info(f"recognition: trained the {modality} classifier, cached at {path}")
-            except OSError as err:
-                rank_zero_warn(f"recognition: could not cache the {modality} classifier: {err}")
+        shape = tuple(probe.shape[1:])
+        net_unit = self._load(path, shape, settings["num_classes"], modality)
+        if net_unit is None:
+            net_unit = self._train_and_cache(path, shape, module, train, modality, settings, kw)
+        net, unit = net_unit
         with torch.inference_mode(False):
             net = net.to(module.device).eval()
         self.classifiers[modality] = (key, net, unit)
+        return net, unit
+
+    @staticmethod
+    def _load(path: Path, shape, num_classes: int, modality: str):
+        """``(net, unit_range)`` from the cache file, or None (absent, or damaged: retrained)."""
+        if not path.is_file():
+            return None
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            # evaluation may run in inference mode: the classifier is built outside it
+            with torch.inference_mode(False):
+                net = RecognitionCNN(shape, num_classes)
+                net.load_state_dict(saved["state_dict"])
+            unit = bool(saved["unit_range"])
+        except Exception as err:  # any unreadable cache file: train again
+            rank_zero_warn(
+                f"recognition: cached classifier {path} does not load ({err}); retraining"
+            )
+            return None
+        rank_zero_info(f"recognition: loaded the {modality} classifier from {path}")
+        return net, unit
+
+    def _train_and_cache(self, path, shape, module, train, modality, settings, kw):
+        """Train and cache under the cache's lock: one process trains, the others wait and
+        load its classifier. An unwritable cache folder trains without caching."""
+        try:
+            with cache_lock(path):
+                net_unit = self._load(path, shape, settings["num_classes"], modality)
+                if net_unit is not None:
+                    return net_unit
+                net, unit = self._train(module, train, modality, settings, kw)
+                state = {k: v.cpu() for k, v in net.state_dict().items()}
+                saved = {"state_dict": state, "unit_range": unit, "settings": settings}
+                atomic_save(lambda tmp: torch.save(saved, tmp), path)
+                rank_zero_info(f"recognition: trained the {modality} classifier, cached at {path}")
+                return net, unit
+        except CacheWriteError as err:
+            rank_zero_warn(f"recognition: could not cache the {modality} classifier: {err}")
+            return self._train(module, train, modality, settings, kw)
+
+    def _train(self, module, train, modality: str, settings: dict, kw: dict):
+        """Train ``modality``'s classifier on its training split in output space."""
+        x, y = generate(module, train, modality, **kw)
+        unit = bool(x.min() >= 0 and x.max() <= 1)
+        with torch.inference_mode(False), torch.enable_grad():
+            x, y = x.clone(), y.clone()  # normal tensors, usable by autograd
+            net = train_classifier(
+                x, y, settings["num_classes"], self.classifier_epochs,
+                self.classifier_lr, self.classifier_batch_size, self.seed, module.device,
+            )  # fmt: skip
+        self.trained.append(modality)
         return net, unit
 
     @staticmethod

@@ -29,6 +29,7 @@ from torch import nn
 from assoc_lightning.losses.contrastive import info_nce
 from assoc_lightning.nn.audio_frontend import KaldiFbank, standardize
 from assoc_lightning.nn.towers.base import FrozenTower
+from assoc_lightning.utils.files import atomic_save, cache_lock
 
 log = logging.getLogger(__name__)
 ARCH_VERSION = 2  # bump when the architecture changes: cached weights then no longer match
@@ -170,15 +171,25 @@ class ToyContrastiveSpace(FrozenTower):
         )
         self._fingerprint = hashlib.sha1(key.encode()).hexdigest()[:16]
         path = Path(cache_dir) / f"toy_space_{self.modality}_{self._fingerprint}.pt"
-        if path.exists():
-            self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        if self._load(path):
             return
-        log.info("training the local %s<->text contrastive space (once)", self.modality)
-        self._fit(inputs, labels, captions)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)  # atomic: a killed run never leaves a half-written file
+        with cache_lock(path):  # one process trains; the others wait, then load its weights
+            if self._load(path):
+                return
+            log.info("training the local %s<->text contrastive space (once)", self.modality)
+            self._fit(inputs, labels, captions)
+            atomic_save(lambda tmp: torch.save(self.state_dict(), tmp), path)
+
+    def _load(self, path: Path) -> bool:
+        """Load cached weights; False when there are none or they do not load (then retrained)."""
+        if not path.is_file():
+            return False
+        try:
+            self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        except Exception as err:  # any unreadable cache file: train again
+            log.warning("cached weights %s do not load (%s); training them again", path, err)
+            return False
+        return True
 
     def _fit(
         self, inputs: torch.Tensor, labels: torch.Tensor, captions: Sequence[Sequence[str]]

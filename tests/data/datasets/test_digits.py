@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import warnings
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -57,3 +59,50 @@ def test_cache_is_reused_and_damage_regenerates(tmp_path):
     (root / "manifest.json").write_text("{not json")
     with pytest.warns(UserWarning, match="not valid JSON"):
         digits.ensure_spoken_digits(root, 3, seed=0)
+
+
+def test_two_processes_generating_at_once_leave_one_complete_cache(tmp_path):
+    """A sweep's first two jobs on a fresh data dir: both succeed, one cache, every clip."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "sd"
+    code = (
+        "import sys; from assoc_lightning.data.datasets.digits import ensure_spoken_digits; "
+        "ensure_spoken_digits(sys.argv[1], 4, 0)"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(root)], stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert len(manifest["files"]) == 40 and digits._cache_problem(root, 4, 0) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sd", "sd.lock"]  # no temporaries
+
+
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        ({"files": None}, "no file list"),
+        ({"files": {}}, "lists 0 of 30 clips"),
+        ({"seed": 5}, "manifest was made for"),
+    ],
+)
+def test_damaged_manifests_are_regenerated_not_tracebacks(tmp_path, damage, problem):
+    root = tmp_path / "sd"
+    digits.ensure_spoken_digits(root, 3, seed=0)
+    manifest = json.loads((root / "manifest.json").read_text())
+    (root / "manifest.json").write_text(json.dumps({**manifest, **damage}))
+    with pytest.warns(UserWarning, match=problem):
+        digits.ensure_spoken_digits(root, 3, seed=0)
+    assert digits._cache_problem(root, 3, seed=0) is None
+
+
+def test_an_unwritable_data_dir_is_a_clear_error(tmp_path):
+    from assoc_lightning.utils.files import CacheWriteError
+
+    (tmp_path / "file").write_text("a file where the data dir's parent should be")
+    with pytest.raises(CacheWriteError, match=r"(?s)cannot write the cache .*data_dir"):
+        digits.ensure_spoken_digits(tmp_path / "file" / "sd", 3, seed=0)

@@ -52,3 +52,15 @@ def test_resampling_and_corrupt_files(tmp_path):
 def test_missing_tidigits_says_where_to_get_it(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="catalog.ldc.upenn.edu/LDC93S10"):
         TIDIGITSIsolated(tmp_path, "train")
+
+
+def test_a_damaged_decoded_cache_file_is_decoded_again(tmp_path):
+    make_tidigits(tmp_path / "TIDIGITS", speakers_per_group=1)
+    root, cache = tmp_path / "TIDIGITS", tmp_path / "cache"
+    test = TIDIGITSIsolated(root, "test", cache_dir=cache)
+    first = test[0]["audio"]
+    (cached,) = cache.rglob("*.npz")
+    cached.write_bytes(cached.read_bytes()[:40])  # a truncated cache file
+    assert torch_equal(test[0]["audio"], first)
+    assert len(cached.read_bytes()) > 40  # replaced by a complete one
+    assert not [p for p in cache.rglob("*") if ".tmp-" in p.name]
