@@ -136,7 +136,9 @@ def test_two_processes_building_one_cache_take_turns(tmp_path):
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", RACE, str(tmp_path / "c")],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )  # fmt: skip
         for _ in range(2)
     ]
