@@ -34,6 +34,11 @@ class LabeledDataset(Dataset):
     def load(self, index: int) -> torch.Tensor:
         raise NotImplementedError
 
+    def load_same_class(self, index: int) -> torch.Tensor:
+        """Item ``index``'s sample, or (file-backed sets) a readable one of the same class in
+        its place: what a class pair needs to stay a pair of one class."""
+        return self.load(index)
+
     def __getitem__(self, index: int) -> dict:
         return {
             self.modality: self.load(index),
@@ -64,11 +69,13 @@ class SkipCorruptDataset(LabeledDataset):
     def read(self, index: int) -> torch.Tensor:
         raise NotImplementedError
 
-    def readable(self, index: int) -> tuple[int, torch.Tensor]:
-        """``(row, sample)``: ``index`` itself, or the next readable row if it is corrupt."""
+    def readable(self, index: int, same_class: bool = False) -> tuple[int, torch.Tensor]:
+        """``(row, sample)``: ``index`` itself, or the next readable row if it is corrupt (with
+        ``same_class``, the next readable row of the same label)."""
+        label = self.labels[index]
         for step in range(len(self)):
             i = (index + step) % len(self)
-            if i in self.corrupt:
+            if i in self.corrupt or (same_class and self.labels[i] != label):
                 continue
             try:
                 return i, self.read(i)
@@ -80,10 +87,16 @@ class SkipCorruptDataset(LabeledDataset):
                     f"skipping corrupt file ({self.num_corrupt} so far in this split): {err}",
                     stacklevel=2,
                 )
-        raise DatasetCorruptError(type(self).__name__, "at least one readable file", "none")
+        what = f"class {label}" if same_class else "this split"
+        raise DatasetCorruptError(
+            type(self).__name__, f"at least one readable file of {what}", "every one is corrupt"
+        )
 
     def load(self, index: int) -> torch.Tensor:
         return self.readable(index)[1]
+
+    def load_same_class(self, index: int) -> torch.Tensor:
+        return self.readable(index, same_class=True)[1]
 
     def __getitem__(self, index: int) -> dict:
         # a replacement keeps the requested index (so feature banks stay complete) but carries

@@ -31,6 +31,10 @@ class LabeledSubset(LabeledDataset):
     def load(self, index: int) -> torch.Tensor:
         return self.base.load(int(self.rows[index]))
 
+    def load_same_class(self, index: int) -> torch.Tensor:
+        # relabelling maps whole classes, so the base's same class is this subset's too
+        return self.base.load_same_class(int(self.rows[index]))
+
 
 def check_fraction(fraction: float) -> float:
     """``fraction`` itself if it is a valid paired fraction, in (0, 1]; else ValueError."""
@@ -58,6 +62,8 @@ class ClassPairedDataset(Dataset):
     reproducible through the seeded global / worker RNG); ``fixed=True`` uses one pairing
     drawn once from ``seed`` (for validation and test). Item: every modality, ``label``,
     ``index`` = ``pair_id`` = the anchor's index, and ``<modality>_index`` for each partner.
+    A corrupt file is replaced by a readable item of the same class (``load_same_class``), so
+    a pair always holds one class.
     """
 
     def __init__(
@@ -91,12 +97,12 @@ class ClassPairedDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         label = int(self.anchor.labels[index])
-        item = {self.anchor.modality: self.anchor.load(index)}
+        item = {self.anchor.modality: self.anchor.load_same_class(index)}
         for m, ds in self.partners.items():
             if self.partner is not None:
                 j = int(self.partner[m][index])
             else:
                 candidates = self.by_class[m][label]
                 j = int(candidates[torch.randint(len(candidates), ()).item()])
-            item[m], item[f"{m}_index"] = ds.load(j), j
+            item[m], item[f"{m}_index"] = ds.load_same_class(j), j
         return {**item, "label": label, "index": index, "pair_id": index}
