@@ -95,7 +95,7 @@ class AssociativeMethod(LightningModule):
             terms = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
             raise TrainingDivergedError(
                 f"{type(self).__name__}: non-finite {stage} loss at step {self.global_step} "
-                f"(epoch {self.current_epoch}): {terms}. The last checkpoint is intact; try a "
+                f"(epoch {self.current_epoch}): {terms}. {self.last_good_checkpoint()} Try a "
                 "lower learning rate, bf16 instead of fp16, or check the inputs for NaNs."
             )
         on_step = stage == "train"
@@ -108,4 +108,31 @@ class AssociativeMethod(LightningModule):
                 prog_bar=key == "loss",
                 batch_size=batch_size,
                 sync_dist=not on_step,
+            )
+
+    # ------------------------------------------------------------------ checkpoints
+    def last_good_checkpoint(self) -> str:
+        """Where to resume after a divergence: the newest checkpoint written (every checkpoint
+        is checked to hold finite weights before it is written, see ``on_save_checkpoint``)."""
+        trainer = self._trainer
+        cb = getattr(trainer, "checkpoint_callback", None) if trainer is not None else None
+        path = getattr(cb, "last_model_path", "") or getattr(cb, "best_model_path", "")
+        if path:
+            return f"The last good checkpoint is {path} (only finite weights are ever saved)."
+        return "No checkpoint was written before this point."
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse to write weights that are no longer finite: a diverged run never replaces a
+        good checkpoint (``last.ckpt`` keeps the last finite weights)."""
+        bad = [
+            k
+            for k, v in checkpoint.get("state_dict", {}).items()
+            if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()
+        ]
+        if bad:
+            raise TrainingDivergedError(
+                f"{type(self).__name__}: non-finite weights at step {self.global_step} "
+                f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); this checkpoint was "
+                f"not written. {self.last_good_checkpoint()} Try a lower learning rate, bf16 "
+                "instead of fp16, or check the inputs for NaNs."
             )

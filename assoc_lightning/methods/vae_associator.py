@@ -345,6 +345,7 @@ class VAEAssociator(AssociativeMethod):
         return path
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
         checkpoint["vae_associator"] = {"phase": self.phase}
 
     # ---------------------------------------------------------------------------- steps
