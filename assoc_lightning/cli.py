@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from assoc_lightning import data as _data  # noqa: F401  (registers datamodules for bare names)
 from assoc_lightning import methods as _methods  # noqa: F401  (registers methods)
+from assoc_lightning import runs
 from assoc_lightning.data.base import AssocDataModule
 from assoc_lightning.errors import AssocError
 from assoc_lightning.eval.callbacks import EvaluationSuite
@@ -60,10 +62,31 @@ class AssocCLI(LightningCLI):
         # its children under `eval:` (e.g. `eval: {knn: {ks: [20]}, retrieval: null}`).
         parser.add_lightning_class_args(EvaluationSuite, "eval")
 
+    def before_instantiate_classes(self) -> None:
+        """``--ckpt_path last`` / a path: resolve the checkpoint (a clear error when there is
+        none) and, for ``fit``, continue the run's own version folder (see ``runs.py``)."""
+        self._resume = None
+        cfg = self.config.get(self.subcommand)
+        if cfg is None or not cfg.get("ckpt_path"):
+            return
+        csv_logger = _csv_logger_config(cfg.get("trainer.logger"))
+        root = None
+        if csv_logger is not None:
+            args = csv_logger.get("init_args")
+            root = Path(args.get("save_dir") or ".") / (args.get("name") or "lightning_logs")
+        path, version = runs.resume_target(cfg["ckpt_path"], root)
+        cfg["ckpt_path"] = path
+        if self.subcommand == "fit" and version is not None:
+            csv_logger["init_args"]["version"] = version
+            self._resume = path
+
     def instantiate_trainer(self, **kwargs):
         trainer = super().instantiate_trainer(**kwargs)
         configs = self.config.get(self.subcommand, self.config).get("config") or []
         trainer.callbacks.append(ResultsWriter([str(c) for c in configs]))
+        trainer.callbacks.append(runs.RunState())
+        if getattr(self, "_resume", None):
+            runs.continue_files(trainer, self._resume)
         return trainer
 
     def after_fit(self) -> None:
@@ -74,6 +97,15 @@ class AssocCLI(LightningCLI):
             return
         if getattr(cb, "_last_global_step_saved", None) != self.trainer.global_step:
             self.trainer.save_checkpoint(os.path.join(cb.dirpath, "last.ckpt"))
+
+
+def _csv_logger_config(logger):
+    """The (first) CSVLogger entry of a ``trainer.logger`` config, or None."""
+    entries = logger if isinstance(logger, list) else [logger]
+    for entry in entries:
+        if hasattr(entry, "get") and str(entry.get("class_path", "")).endswith("CSVLogger"):
+            return entry
+    return None
 
 
 def _assoc_error(err: BaseException) -> AssocError | None:

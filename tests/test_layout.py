@@ -12,6 +12,7 @@ PACKAGE = ROOT / "assoc_lightning"
 # layer (a module prefix) -> the prefixes it may import; the most specific layer applies
 ALLOWED = {
     "cli": ("",),
+    "runs": ("runs", "utils", "errors"),
     "methods": ("methods", "nn", "losses", "features", "utils", "errors", "data.protocols"),
     "eval": ("eval", "utils", "errors", "data.protocols"),
     "features": ("features", "nn.towers", "utils", "errors"),

@@ -121,7 +121,9 @@ def build_embedding_cache(
     so a killed run continues where it stopped. Concurrent builders of one directory take
     turns under its inter-process lock (``utils/files.py``): the second finds the first's
     complete cache, or continues it. A complete cache is read without the lock (and so from
-    a read-only folder).
+    a read-only folder). Building does not touch the caller's random stream (its loader
+    draws from a forked generator), so a run that builds its caches and one that finds them
+    train the same.
     """
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
@@ -147,7 +149,8 @@ def build_embedding_cache(
             _batches, source, batch_size=batch_size, num_workers=num_workers,
             collate_fn=collate_fn,
         )  # fmt: skip
-        _fill(cache, wanted, encode_fn, batches, log_every)
+        with torch.random.fork_rng(devices=[]):  # building never moves the caller's RNG
+            _fill(cache, wanted, encode_fn, batches, log_every)
     return cache
 
 
