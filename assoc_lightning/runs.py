@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from lightning.pytorch import Callback
 from lightning.fabric.utilities.cloud_io import get_filesystem
+from lightning.pytorch import Callback
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
