@@ -61,6 +61,10 @@ class AssocCLI(LightningCLI):
         # The shared evaluation (kNN, linear probe, retrieval) is on for every run; configure
         # its children under `eval:` (e.g. `eval: {knn: {ks: [20]}, retrieval: null}`).
         parser.add_lightning_class_args(EvaluationSuite, "eval")
+        # Same seed, same numbers: deterministic kernels wherever PyTorch has them (on CPU the
+        # IG embedding's gathered-impostor backward differs run to run without); ops with no
+        # deterministic kernel (some CUDA ones) warn instead of failing. `false` turns it off.
+        parser.set_defaults({"trainer.deterministic": "warn"})
 
     def before_instantiate_classes(self) -> None:
         """``--ckpt_path last`` / a path: resolve the checkpoint (a clear error when there is
