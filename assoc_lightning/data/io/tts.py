@@ -14,6 +14,7 @@ import ctypes
 import json
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -76,6 +77,39 @@ def sample_speakers(n: int, seed: int) -> list[Speaker]:
     return speakers
 
 
+def _random_breath(line: str) -> bool:
+    """A variant's ``breath`` line that asks for noise on formants 1 and up: espeak-ng draws it
+    from a generator it seeds itself, so such clips differ from process to process."""
+    fields = line.split()
+    return bool(fields) and fields[0] == "breath" and any(f != "0" for f in fields[2:])
+
+
+def _breathless_data(source: Path, root: Path) -> Path:
+    """A view of espeak-ng's data folder (symlinks) without the breath noise that makes
+    synthesis random: the breathy variants (f2, f3, f5, whisper, whisperf, Alicia, victor,
+    sandro) made 190 of the 2,400 default clips differ between two generations; with this view
+    every generation is the same, and every other clip is as before.
+    """
+    data = root / "espeak-ng-data"
+    data.mkdir()
+    for entry in source.iterdir():
+        if entry.name != "voices":
+            (data / entry.name).symlink_to(entry)
+    (data / "voices").mkdir()
+    for entry in (source / "voices").iterdir():
+        if entry.name != "!v":
+            (data / "voices" / entry.name).symlink_to(entry)
+    (data / "voices" / "!v").mkdir()
+    for variant in (source / "voices" / "!v").iterdir():
+        text = variant.read_text(encoding="latin-1")
+        lines = [line for line in text.splitlines() if not _random_breath(line)]
+        if len(lines) == len(text.splitlines()):
+            (data / "voices" / "!v" / variant.name).symlink_to(variant)
+        else:
+            (data / "voices" / "!v" / variant.name).write_text("\n".join(lines) + "\n", "latin-1")
+    return data
+
+
 class EspeakSynthesizer:
     """Synthesizes text to 16-bit mono PCM at espeak-ng's native rate (22,050 Hz)."""
 
@@ -83,8 +117,11 @@ class EspeakSynthesizer:
         import espeakng_loader
 
         self._lib = ctypes.CDLL(espeakng_loader.get_library_path())
-        data_parent = str(Path(espeakng_loader.get_data_path()).parent).encode()
-        rate = self._lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_parent, 0)
+        self._data = tempfile.TemporaryDirectory(prefix="espeak-data-")
+        data = _breathless_data(Path(espeakng_loader.get_data_path()), Path(self._data.name))
+        rate = self._lib.espeak_Initialize(
+            _AUDIO_OUTPUT_SYNCHRONOUS, 0, str(data.parent).encode(), 0
+        )
         if rate <= 0:
             raise RuntimeError(f"espeak-ng failed to initialize (returned {rate})")
         self.sample_rate = int(rate)
