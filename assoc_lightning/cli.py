@@ -112,12 +112,15 @@ def _csv_logger_config(logger):
     return None
 
 
-def _assoc_error(err: BaseException) -> AssocError | None:
-    """The AssocError behind ``err``: itself, or one jsonargparse wrapped while instantiating
-    a nested class from the config (e.g. a tower whose weights are missing)."""
+def _assoc_error(err: BaseException) -> Exception | None:
+    """The AssocError (or Lightning configuration error) behind ``err``: itself, or one
+    jsonargparse wrapped while instantiating a nested class from the config (e.g. a tower
+    whose weights are missing)."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
     seen = set()
     while err is not None and id(err) not in seen:
-        if isinstance(err, AssocError):
+        if isinstance(err, (AssocError, MisconfigurationException)):
             return err
         seen.add(id(err))
         err = err.__cause__ or err.__context__

@@ -7,3 +7,13 @@ class AssocError(Exception):
 
 class TrainingDivergedError(AssocError, FloatingPointError):
     """A loss became NaN or infinite."""
+
+
+class ConfigError(AssocError, ValueError):
+    """A value set in a config or on the command line that the code cannot take; the message
+    names the argument, what was given and what is accepted."""
+
+
+class RunError(AssocError, RuntimeError):
+    """A run cannot go on for a reason the user can act on (e.g. an evaluation set that was
+    cut short by ``limit_*_batches``, a speech synthesizer that failed)."""

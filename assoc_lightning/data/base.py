@@ -16,6 +16,7 @@ from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset
 
 from assoc_lightning.data.datasets.base import LabeledDataset
+from assoc_lightning.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
 MODALITIES = ("image", "audio")
@@ -65,6 +66,12 @@ class AssocDataModule(LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        for name, value, least in (
+            ("batch_size", batch_size, 1), ("eval_batch_size", eval_batch_size, 1),
+            ("num_workers", num_workers, 0),
+        ):  # fmt: skip
+            if not isinstance(value, int) or value < least:
+                raise ConfigError(f"{name} must be an integer >= {least}, got {value!r}")
         self.data_dir = resolve_data_dir(data_dir)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -112,15 +119,17 @@ class AssocDataModule(LightningDataModule):
     def pair_dataset(self, split: str) -> Dataset:
         """The fixed pairs of ``split`` (validation/test), for cross-modal retrieval."""
         if split not in self.paired:
-            raise KeyError(
-                f"split {split!r} is not set up; call setup() first (have {list(self.paired)})"
+            raise ConfigError(
+                f"{type(self).__name__} has no split {split!r} (has {list(self.paired)}); "
+                "set the evaluation's val_split / final_split to one it has"
             )
         return self.paired[split]
 
     def eval_dataset(self, split: str, modality: str) -> LabeledDataset:
         """The whole ``split`` of one modality, with evaluation transforms, for callbacks."""
         if split not in self.unpaired:
-            raise KeyError(
-                f"split {split!r} is not set up; call setup() first (have {list(self.unpaired)})"
+            raise ConfigError(
+                f"{type(self).__name__} has no split {split!r} (has {list(self.unpaired)}); "
+                "set the evaluation's val_split / final_split to one it has"
             )
         return self.unpaired[split][modality]

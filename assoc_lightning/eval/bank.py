@@ -17,6 +17,7 @@ import torch
 from lightning.pytorch.utilities import move_data_to_device
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from assoc_lightning.errors import RunError
 from assoc_lightning.utils.dist import gather_objects, rank, world_size
 
 
@@ -42,7 +43,7 @@ def merge_shards(
     keep[1:] = idx[1:] != idx[:-1]
     idx, emb, lab = idx[keep], emb[keep], lab[keep]
     if idx.numel() != expected:
-        raise RuntimeError(
+        raise RunError(
             f"evaluation gathered {idx.numel()} distinct items but the dataset has {expected}; "
             "an eval loader must visit every item exactly once per rank shard (no drop_last, "
             "no limit_*_batches on evaluation sets)"

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from assoc_lightning.errors import AssocError
+from assoc_lightning.errors import AssocError, ConfigError
 from assoc_lightning.nn.towers.base import FrozenTower
 from assoc_lightning.utils.files import atomic_write_text, cache_lock
 
@@ -126,9 +126,9 @@ def build_embedding_cache(
     train the same.
     """
     if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
+        raise ConfigError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
     if keys is not None and len(keys) != num_items:
-        raise ValueError(f"{len(keys)} keys for {num_items} items")
+        raise ConfigError(f"{len(keys)} keys for {num_items} items")
     cache = EmbeddingCache(directory)
     wanted = {
         "version": CACHE_VERSION,

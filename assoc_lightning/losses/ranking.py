@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from assoc_lightning.errors import ConfigError
+
 
 def impostor_indices(
     num_local: int,
@@ -23,7 +25,7 @@ def impostor_indices(
     rows = torch.arange(offset, offset + num_local, device=device)
     if exclude_group:
         if num_global <= group_size:
-            raise ValueError("sampled margin ranking needs at least two inputs in a batch")
+            raise ConfigError("sampled margin ranking needs at least two inputs in a batch")
         start = (rows // group_size) * group_size
         r = torch.randint(num_global - group_size, (num_local,), device=device)
         return r + group_size * (r >= start)
@@ -66,4 +68,4 @@ def sampled_margin_ranking_loss(
         return loss.mean()
     if reduction == "sum":
         return loss.sum()
-    raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    raise ConfigError(f"reduction must be 'mean' or 'sum', got {reduction!r}")

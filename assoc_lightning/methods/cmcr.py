@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from assoc_lightning.data.protocols import CaptionMemoryData, SpaceTrainingData, require
+from assoc_lightning.errors import ConfigError
 from assoc_lightning.features.cache import build_embedding_cache
 from assoc_lightning.losses.alignment import paired_distance
 from assoc_lightning.losses.contrastive import info_nce
@@ -112,7 +113,7 @@ class CMCR(AssociativeMethod):
     ) -> None:
         super().__init__()
         if consistency not in MODES:
-            raise ValueError(f"consistency must be one of {MODES}, got {consistency!r}")
+            raise ConfigError(f"consistency must be one of {MODES}, got {consistency!r}")
         self.save_hyperparameters(ignore=["image_space", "audio_space"])
         # A plain dict: the frozen towers are neither trained nor saved in checkpoints (they
         # load from their own files), and Lightning does not count them as parameters.

@@ -50,7 +50,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
 
-from assoc_lightning.errors import AssocError
+from assoc_lightning.errors import AssocError, ConfigError
 from assoc_lightning.losses.vae import cross_modal_loss, intra_modal_loss
 from assoc_lightning.methods.base import AssociativeMethod
 from assoc_lightning.nn.audio_frontend import MFCCFrontend, fix_num_frames
@@ -115,10 +115,10 @@ class VAEAssociator(AssociativeMethod):
         self.kinds = dict(modalities or DEFAULT_MODALITIES)
         bad = {m: k for m, k in self.kinds.items() if k not in KINDS}
         if bad:
-            raise ValueError(f"unknown input kinds {bad}; choose from {sorted(KINDS)}")
+            raise ConfigError(f"unknown input kinds {bad}; choose from {sorted(KINDS)}")
         unknown = set(latent_dims or {}) - set(self.kinds)
         if unknown:
-            raise ValueError(f"latent_dims names {sorted(unknown)}, not in {list(self.kinds)}")
+            raise ConfigError(f"latent_dims names {sorted(unknown)}, not in {list(self.kinds)}")
         self.dims = {m: int((latent_dims or {}).get(m, latent_dim)) for m in self.kinds}
         self.lambdas = {
             name: self._per_modality(name, value)
@@ -131,7 +131,7 @@ class VAEAssociator(AssociativeMethod):
         self.directions: list[tuple[str, str]] = []
         for a, b in (tuple(p) for p in pairs):
             if a == b or a not in self.kinds or b not in self.kinds:
-                raise ValueError(f"associator pair ({a}, {b}) must join two of {list(self.kinds)}")
+                raise ConfigError(f"associator pair ({a}, {b}) must join two of {list(self.kinds)}")
             for d in ((a, b), (b, a)):
                 if d not in self.directions:
                     self.directions.append(d)
@@ -151,7 +151,7 @@ class VAEAssociator(AssociativeMethod):
             return dict.fromkeys(self.kinds, float(value))
         unknown = set(value or {}) - set(self.kinds)
         if unknown:
-            raise ValueError(f"{name} names {sorted(unknown)}, not in {list(self.kinds)}")
+            raise ConfigError(f"{name} names {sorted(unknown)}, not in {list(self.kinds)}")
         return {m: float((value or {}).get(m, DEFAULT_LAMBDA[k])) for m, k in self.kinds.items()}
 
     @staticmethod
@@ -186,7 +186,7 @@ class VAEAssociator(AssociativeMethod):
                     previous[b] = a
                     queue.append(b)
         if target not in previous:
-            raise ValueError(f"no chain of associators leads from {source!r} to {target!r}")
+            raise ConfigError(f"no chain of associators leads from {source!r} to {target!r}")
         path, node = [], target
         while previous[node] is not None:
             path.append((previous[node], node))
@@ -298,7 +298,7 @@ class VAEAssociator(AssociativeMethod):
     def on_fit_start(self) -> None:
         names = getattr(getattr(self.trainer, "datamodule", None), "modalities", None)
         if names is not None and set(names) != set(self.kinds):
-            raise ValueError(
+            raise ConfigError(
                 f"the datamodule's modalities {list(names)} differ from the model's "
                 f"{list(self.kinds)}: configure model.init_args.modalities for them"
             )

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from assoc_lightning.errors import ConfigError
+
 MODES = ("softmax", "argmax", "random", "none")
 
 
@@ -51,7 +53,7 @@ def memory_read(
         progress: called as ``progress(done_queries, total_queries)`` after each chunk.
     """
     if mode not in MODES:
-        raise ValueError(f"consistency mode must be one of {MODES}, got {mode!r}")
+        raise ConfigError(f"consistency mode must be one of {MODES}, got {mode!r}")
     n, m = len(queries), len(memory)
     device = torch.device(device or "cpu")
     if mode == "none":

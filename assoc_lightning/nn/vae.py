@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from assoc_lightning.errors import ConfigError
 from assoc_lightning.nn.gaussian import GaussianHead
 
 # kind -> (input shape, conv channels, kernel size, output activation)
@@ -58,7 +59,7 @@ class ConvVAE(nn.Module):
     ) -> None:
         super().__init__()
         if output not in ("sigmoid", "linear"):
-            raise ValueError(f"output must be 'sigmoid' or 'linear', got {output!r}")
+            raise ConfigError(f"output must be 'sigmoid' or 'linear', got {output!r}")
         self.in_shape, self.latent_dim = tuple(in_shape), latent_dim
         sizes = [tuple(in_shape[1:])]
         for _ in channels:
@@ -100,7 +101,7 @@ class ConvVAE(nn.Module):
 def vae_for(kind: str, latent_dim: int = 64, hidden: int = 512) -> ConvVAE:
     """The VAE for an input kind (``image28``, ``sign52``, ``mfcc``; see the module docstring)."""
     if kind not in KINDS:
-        raise ValueError(f"unknown input kind {kind!r}; choose from {sorted(KINDS)}")
+        raise ConfigError(f"unknown input kind {kind!r}; choose from {sorted(KINDS)}")
     shape, channels, kernel, output = KINDS[kind]
     return ConvVAE(shape, channels, kernel, latent_dim, hidden, output)
 

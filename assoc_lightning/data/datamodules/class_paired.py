@@ -33,6 +33,7 @@ from assoc_lightning.data.datasets.pairing import (
     check_fraction,
     stratified_fraction,
 )
+from assoc_lightning.errors import ConfigError
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 COMMAND_WORDS = ("go", "stop", "left", "right")  # with the digits: the VAE paper's 14 GSC words
@@ -149,7 +150,7 @@ class MultiPairedDataModule(ClassPairedDataModule):
         datasets = list(datasets or preset.get("datasets") or ())
         self.modalities = tuple(names or datasets)
         if len(self.modalities) != len(datasets):
-            raise ValueError(f"names {list(self.modalities)} must name each of {datasets}")
+            raise ConfigError(f"names {list(self.modalities)} must name each of {datasets}")
         self.sources = dict(zip(self.modalities, datasets, strict=True))
         for name in datasets:
             registry.dataset_info(name)  # an unknown name fails here, listing the known ones
@@ -158,13 +159,13 @@ class MultiPairedDataModule(ClassPairedDataModule):
             k: list(v) for k, v in (preset.get("extra", {}) if extra is None else extra).items()
         }
         if len(self.modalities) < 2 or set(self.classes) != set(self.modalities):
-            raise ValueError(
+            raise ConfigError(
                 f"{type(self).__name__} needs two or more datasets, each with classes "
                 f"(modalities {list(self.modalities)}, classes for {sorted(self.classes)})"
             )
         num_pairs = {len(c) for c in self.classes.values()}
         if len(num_pairs) != 1:
-            raise ValueError(
+            raise ConfigError(
                 f"every dataset needs as many classes as the others, got {self.classes}"
             )
         self.num_pairs = num_pairs.pop()
@@ -176,7 +177,7 @@ class MultiPairedDataModule(ClassPairedDataModule):
     @staticmethod
     def _preset(scenario: str | None, presets: dict[str, dict]) -> dict:
         if scenario and scenario not in presets:
-            raise ValueError(f"unknown scenario {scenario!r}; choose from {sorted(presets)}")
+            raise ConfigError(f"unknown scenario {scenario!r}; choose from {sorted(presets)}")
         return dict(presets[scenario]) if scenario else {}
 
     def pair_names(self) -> list[str]:
@@ -288,10 +289,10 @@ class PairedDataModule(MultiPairedDataModule):
         image, audio = image or preset.get("image"), audio or preset.get("audio")
         pairs = [tuple(p) for p in (pairs or preset.get("pairs") or [])]
         if not (image and audio and pairs):
-            raise ValueError("PairedDataModule needs a scenario, or image, audio and pairs")
+            raise ConfigError("PairedDataModule needs a scenario, or image, audio and pairs")
         for modality, name in (("image", image), ("audio", audio)):
             if registry.dataset_info(name).modality != modality:
-                raise ValueError(f"{modality}: {name!r} is not an {modality} dataset")
+                raise ConfigError(f"{modality}: {name!r} is not an {modality} dataset")
         extra = {
             "image": preset.get("image_extra", []) if image_extra is None else image_extra,
             "audio": preset.get("audio_extra", []) if audio_extra is None else audio_extra,

@@ -41,6 +41,7 @@ from assoc_lightning.data.datasets.digit_captions import (
 from assoc_lightning.data.datasets.digits import IMAGE_SPLIT_FILE
 from assoc_lightning.data.datasets.image_folder import ImageFolderImages
 from assoc_lightning.data.io.captions import read_captions
+from assoc_lightning.errors import ConfigError
 
 
 def _identity(batch):
@@ -128,7 +129,7 @@ class CMCRDataModule(CaptionLoaders, AssocDataModule):
     ) -> None:
         super().__init__(data_dir, batch_size, eval_batch_size, num_workers, seed)
         if retrieval not in ("ave", "flickr"):
-            raise ValueError(f"retrieval must be 'ave' or 'flickr', got {retrieval!r}")
+            raise ConfigError(f"retrieval must be 'ave' or 'flickr', got {retrieval!r}")
         self.caption_paths = captions or [str(self.data_dir / "captions" / "*")]
         self.image_root = Path(image_memory or self.data_dir / "imagenet" / "train")
         self.audio_root = Path(audio_memory or self.data_dir / "audioset")

@@ -6,7 +6,13 @@ from pathlib import Path
 
 from assoc_lightning.data.datamodules.class_paired import ClassPairedDataModule
 from assoc_lightning.data.datasets.base import LabeledDataset
-from assoc_lightning.data.datasets.digits import WORDS, digits_split, ensure_spoken_digits
+from assoc_lightning.data.datasets.digits import (
+    MIN_SPEAKERS,
+    WORDS,
+    digits_split,
+    ensure_spoken_digits,
+)
+from assoc_lightning.errors import ConfigError
 
 
 class DigitsDataModule(ClassPairedDataModule):
@@ -30,6 +36,11 @@ class DigitsDataModule(ClassPairedDataModule):
 
     def __init__(self, num_speakers: int = 240, generation_seed: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
+        if num_speakers < MIN_SPEAKERS:
+            raise ConfigError(
+                f"num_speakers must be at least {MIN_SPEAKERS} (one talker in each of the "
+                f"speaker-disjoint val and test splits), got {num_speakers}"
+            )
         self.num_speakers = num_speakers
         self.generation_seed = generation_seed
 

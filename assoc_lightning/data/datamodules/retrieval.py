@@ -10,6 +10,7 @@ from assoc_lightning.data.base import SPLITS, AssocDataModule
 from assoc_lightning.data.datasets.av_pairs import AVPairs
 from assoc_lightning.data.datasets.ave import AVEPairs
 from assoc_lightning.data.datasets.flickr_soundnet import FlickrSoundNetPairs
+from assoc_lightning.errors import ConfigError
 
 
 class PairSetDataModule(AssocDataModule):
@@ -60,7 +61,7 @@ class AVERetrievalDataModule(PairSetDataModule):
     def __init__(self, test_split: str = "test", **kwargs) -> None:
         super().__init__(**kwargs)
         if test_split not in ("test", "all"):
-            raise ValueError(f"test_split must be 'test' or 'all', got {test_split!r}")
+            raise ConfigError(f"test_split must be 'test' or 'all', got {test_split!r}")
         self.test_split = test_split
 
     def setup(self, stage: str | None = None) -> None:
@@ -97,7 +98,7 @@ class FlickrSoundNetDataModule(PairSetDataModule):
         self.fill("test", pairs)
 
     def _test_only(self) -> DataLoader:
-        raise ValueError(
+        raise ConfigError(
             "Flickr-SoundNet has only a test split (zero-shot retrieval): run `assoc test`, "
             "or evaluate it with val_split/final_split 'test'"
         )

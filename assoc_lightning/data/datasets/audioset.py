@@ -36,6 +36,7 @@ import torch
 from assoc_lightning.data.datasets.base import SkipCorruptDataset
 from assoc_lightning.data.errors import DatasetCorruptError, DatasetNotFoundError
 from assoc_lightning.data.io.audio import fit_length, read_audio, resample
+from assoc_lightning.errors import ConfigError
 
 NAME = "AudioSet"
 LAYOUT = """\
@@ -220,9 +221,9 @@ class AudioSetClips(SkipCorruptDataset):
         skip_corrupt: bool = True,
     ) -> None:
         if split not in SPLIT_PARTS:
-            raise ValueError(f"split must be one of {list(SPLIT_PARTS)}, got {split!r}")
+            raise ConfigError(f"split must be one of {list(SPLIT_PARTS)}, got {split!r}")
         if storage not in STORAGES:
-            raise ValueError(f"storage must be one of {STORAGES}, got {storage!r}")
+            raise ConfigError(f"storage must be one of {STORAGES}, got {storage!r}")
         self.root = find_audioset(root)
         self.split, self.sample_rate = split, sample_rate
         self.clip_samples = int(round(sample_rate * clip_seconds))

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from assoc_lightning.data.datasets.base import SkipCorruptDataset
+from assoc_lightning.errors import ConfigError
 
 
 class AVPairs(SkipCorruptDataset):
@@ -70,7 +71,7 @@ class PairView(SkipCorruptDataset):
 
     def __init__(self, pairs: AVPairs, modality: str) -> None:
         if modality not in ("image", "audio"):
-            raise ValueError(f"modality must be image or audio, got {modality!r}")
+            raise ConfigError(f"modality must be image or audio, got {modality!r}")
         super().__init__(pairs.labels, pairs.skip_corrupt)
         self.pairs, self.modality = pairs, modality
         self.corrupt = pairs.corrupt  # one set of corrupt rows for the pairs and both views

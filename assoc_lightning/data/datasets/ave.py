@@ -21,6 +21,7 @@ from assoc_lightning.data.errors import DatasetCorruptError, DatasetNotFoundErro
 from assoc_lightning.data.io.audio import fit_length
 from assoc_lightning.data.io.image import resize_center_crop
 from assoc_lightning.data.io.video import read_audio_track, read_video_frame
+from assoc_lightning.errors import ConfigError
 
 AVE_NAME = "AVE"
 AVE_LAYOUT = """\
@@ -118,7 +119,7 @@ class AVEPairs(AVPairs):
         skip_corrupt: bool = True,
     ) -> None:
         if split not in AVE_LISTS:
-            raise ValueError(f"split must be one of {list(AVE_LISTS)}, got {split!r}")
+            raise ConfigError(f"split must be one of {list(AVE_LISTS)}, got {split!r}")
         self.base = find_ave(root)
         self.videos = self.base / "AVE"
         self.categories = tuple(ave_categories(self.base))

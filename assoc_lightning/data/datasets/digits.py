@@ -28,13 +28,20 @@ import torch
 
 from assoc_lightning.data.datasets.base import TensorLabeledDataset
 from assoc_lightning.data.datasets.speech_commands import SpeechCommandsClips
-from assoc_lightning.data.io.tts import Speaker, sample_speakers, synthesize_in_subprocess
+from assoc_lightning.data.io.tts import (
+    Speaker,
+    SynthesisError,
+    sample_speakers,
+    synthesize_in_subprocess,
+)
+from assoc_lightning.errors import RunError
 from assoc_lightning.utils.files import cache_lock, private_tmp_dir, replace_dir
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
 IMAGE_SPLIT_FILE = Path(__file__).with_name("digits_image_split.json")
 MANIFEST_VERSION = 1
+MIN_SPEAKERS = 6  # the fewest talkers a 70/15/15 speaker split gives one val and one test talker
 
 
 # ---------------------------------------------------------------------------------- images
@@ -135,11 +142,14 @@ def generate_spoken_digits(root: Path, num_speakers: int, seed: int) -> None:
         keys = ("voice", "variant", "rate", "pitch", "pitch_range")
         planned = [(w, s) for s in speakers for w in WORDS]
         items = [(w, Speaker(**{k: s[k] for k in keys}), tmp / clip_name(w, s)) for w, s in planned]
-        synthesize_in_subprocess(items)
+        try:
+            synthesize_in_subprocess(items)
+        except SynthesisError as err:
+            raise RunError(f"generating the embedded spoken digits failed: {err}") from err
         names = [clip_name(w, s) for w, s in planned]
         missing = [n for n in names if not (tmp / n).is_file()]
         if missing:
-            raise RuntimeError(
+            raise RunError(
                 f"speech synthesis wrote {len(names) - len(missing)} of {len(names)} clips "
                 f"(first missing: {missing[0]}); nothing was cached, run again"
             )

@@ -16,6 +16,7 @@ from assoc_lightning.data.datasets.av_pairs import AVPairs, warn_missing
 from assoc_lightning.data.errors import DatasetNotFoundError
 from assoc_lightning.data.io.audio import read_audio
 from assoc_lightning.data.io.image import open_image, resize_center_crop
+from assoc_lightning.errors import ConfigError
 
 FLICKR_NAME = "Flickr-SoundNet"
 FLICKR_LAYOUT = """\
@@ -38,7 +39,7 @@ FLICKR_LAYOUTS = ("auto", "lvs", "senocak")
 def find_flickr(root: str | os.PathLike, layout: str = "auto") -> tuple[str, Path, Path]:
     """``(layout, base, list file)`` of a Flickr-SoundNet copy under ``root``."""
     if layout not in FLICKR_LAYOUTS:
-        raise ValueError(f"layout must be one of {FLICKR_LAYOUTS}, got {layout!r}")
+        raise ConfigError(f"layout must be one of {FLICKR_LAYOUTS}, got {layout!r}")
     root = Path(root)
     for base in (root / "flickr_soundnet", root):
         lvs = base / "metadata" / "flickr_test.csv"
@@ -114,7 +115,7 @@ class FlickrSoundNetPairs(AVPairs):
         skip_corrupt: bool = True,
     ) -> None:
         if subset not in ("list", "all"):
-            raise ValueError(f"subset must be 'list' or 'all', got {subset!r}")
+            raise ConfigError(f"subset must be 'list' or 'all', got {subset!r}")
         self.layout, self.base, list_file = find_flickr(root, layout)
         if self.layout == "lvs":
             jpgs = {p.stem: p for p in (self.base / "frames").glob("*.jpg")}

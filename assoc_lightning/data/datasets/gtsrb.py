@@ -41,6 +41,7 @@ from torchvision.transforms.v2 import functional as F
 from assoc_lightning.data.datasets.base import LabeledDataset
 from assoc_lightning.data.errors import DatasetCorruptError, DatasetNotFoundError
 from assoc_lightning.data.io.image import open_image, to_float
+from assoc_lightning.errors import ConfigError
 
 NAME = "GTSRB"
 LAYOUT = """\
@@ -261,14 +262,16 @@ class GTSRBImages(LabeledDataset):
         seed: int = 0,
     ) -> None:
         if split not in ("train", "val", "test"):
-            raise ValueError(f"split must be train/val/test, got {split!r}")
+            raise ConfigError(f"split must be train/val/test, got {split!r}")
         if not 0 <= val_fraction < 1:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+            raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
         if classes is not None:
             classes = [int(c) for c in classes]
             bad = [c for c in classes if not 0 <= c < NUM_CLASSES]
             if bad or len(set(classes)) != len(classes):
-                raise ValueError(f"classes must be distinct ids in 0..{NUM_CLASSES - 1}: {classes}")
+                raise ConfigError(
+                    f"classes must be distinct ids in 0..{NUM_CLASSES - 1}: {classes}"
+                )
         self.root = Path(root)
         self.split, self.image_size, self.crop_roi = split, image_size, crop_roi
         self.classes = classes

@@ -17,6 +17,7 @@ import torch
 from assoc_lightning.data.datasets.base import LabeledDataset
 from assoc_lightning.data.errors import DatasetCorruptError, DatasetNotFoundError
 from assoc_lightning.data.io.idx import read_idx
+from assoc_lightning.errors import ConfigError
 
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -38,7 +39,7 @@ class IDXImages(LabeledDataset):
 
     def __init__(self, root: str | Path, split: str, val_size: int = 5000) -> None:
         if split not in ("train", "val", "test"):
-            raise ValueError(f"split must be train/val/test, got {split!r}")
+            raise ConfigError(f"split must be train/val/test, got {split!r}")
         self.root = Path(root)
         names = FILES["test" if split == "test" else "train"]
         img_path, lab_path = (self._find(n) for n in names)
@@ -49,6 +50,11 @@ class IDXImages(LabeledDataset):
                 lab_path, f"{len(images)} labels (one per image)", f"{len(labels)}"
             )
         if split != "test":
+            if not 0 <= val_size < len(images):
+                raise ConfigError(
+                    f"{self.folder}: val_size={val_size} must leave training images: "
+                    f"{img_path} holds {len(images)} (use a val_size from 0 to {len(images) - 1})"
+                )
             cut = len(images) - val_size
             rows = slice(cut, None) if split == "val" else slice(0, cut)
             images, labels = images[rows], labels[rows]

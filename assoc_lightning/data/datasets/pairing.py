@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from assoc_lightning.data.datasets.base import LabeledDataset
+from assoc_lightning.errors import ConfigError
 
 
 class LabeledSubset(LabeledDataset):
@@ -39,7 +40,7 @@ class LabeledSubset(LabeledDataset):
 def check_fraction(fraction: float) -> float:
     """``fraction`` itself if it is a valid paired fraction, in (0, 1]; else ValueError."""
     if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"paired_fraction must be in (0, 1], got {fraction}")
+        raise ConfigError(f"paired_fraction must be in (0, 1], got {fraction}")
     return fraction
 
 
@@ -81,7 +82,7 @@ class ClassPairedDataset(Dataset):
         for m, by_class in self.by_class.items():
             empty = [c for c, idx in by_class.items() if idx.size == 0]
             if empty:
-                raise ValueError(
+                raise ConfigError(
                     f"classes {empty} have {anchor.modality} items but no {m} items to pair with"
                 )
         self.partner = None

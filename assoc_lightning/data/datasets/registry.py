@@ -30,6 +30,7 @@ from assoc_lightning.data.datasets.speech_commands import (
     find_speech_commands,
 )
 from assoc_lightning.data.datasets.tidigits import TIDIGITSIsolated
+from assoc_lightning.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ DATASETS: dict[str, DatasetInfo] = {
 def dataset_info(name: str) -> DatasetInfo:
     """The registry entry of ``name``; a ValueError listing the known names otherwise."""
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known datasets: {sorted(DATASETS)}")
+        raise ConfigError(f"unknown dataset {name!r}; known datasets: {sorted(DATASETS)}")
     return DATASETS[name]
 
 

@@ -17,6 +17,7 @@ import torch
 from assoc_lightning.data.datasets.base import SkipCorruptDataset
 from assoc_lightning.data.errors import DatasetNotFoundError
 from assoc_lightning.data.io.audio import read_audio
+from assoc_lightning.errors import ConfigError
 
 LAYOUT = """\
 <root>/<word>/<speaker>_nohash_<n>.wav   (16 kHz mono PCM)
@@ -68,7 +69,13 @@ def split_files(
             raise DatasetNotFoundError(
                 name, root, LAYOUT, "see the dataset's documentation", missing=wdir
             )
-        files += [f"{word}/{p.name}" for p in wdir.glob("*.wav") if "_nohash_" in p.name]
+        found = [f"{word}/{p.name}" for p in wdir.glob("*.wav") if "_nohash_" in p.name]
+        if not found:
+            raise DatasetNotFoundError(
+                name, root, LAYOUT, "see the dataset's documentation",
+                missing=f"any <speaker>_nohash_<n>.wav in {wdir}",
+            )  # fmt: skip
+        files += found
     if split == "val":
         chosen = [f for f in files if f in val]
     elif split == "test":
@@ -76,7 +83,7 @@ def split_files(
     elif split == "train":
         chosen = [f for f in files if f not in val and f not in test]
     else:
-        raise ValueError(f"split must be train/val/test, got {split!r}")
+        raise ConfigError(f"split must be train/val/test, got {split!r}")
     return sorted(chosen)
 
 

@@ -23,6 +23,7 @@ from assoc_lightning.data.datasets.base import SkipCorruptDataset
 from assoc_lightning.data.errors import DatasetNotFoundError
 from assoc_lightning.data.io.audio import fit_length, resample
 from assoc_lightning.data.io.sphere import read_sphere
+from assoc_lightning.errors import ConfigError
 from assoc_lightning.utils.files import atomic_save
 
 LAYOUT = """\
@@ -80,7 +81,7 @@ class TIDIGITSIsolated(SkipCorruptDataset):
         skip_corrupt: bool = True,
     ) -> None:
         if split not in ("train", "val", "test"):
-            raise ValueError(f"split must be train/val/test, got {split!r}")
+            raise ConfigError(f"split must be train/val/test, got {split!r}")
         self.root = Path(root)
         dirs = find_split_dirs(self.root, "test" if split == "test" else "train")
         if not dirs:

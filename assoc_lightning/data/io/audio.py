@@ -15,6 +15,7 @@ import soundfile as sf
 import torch
 
 from assoc_lightning.data.errors import DatasetCorruptError
+from assoc_lightning.errors import ConfigError
 
 FIT_MODES = ("pad", "tile")
 
@@ -32,7 +33,7 @@ def fit_length(wave: torch.Tensor, num_samples: int, mode: str = "pad") -> torch
     """Crop ``wave`` [T] to ``num_samples``, or lengthen it: zero-pad at the end (``pad``) or
     repeat it (``tile``, for clips that are looped, as LVS does for Flickr-SoundNet)."""
     if mode not in FIT_MODES:
-        raise ValueError(f"fit mode must be one of {FIT_MODES}, got {mode!r}")
+        raise ConfigError(f"fit mode must be one of {FIT_MODES}, got {mode!r}")
     if wave.numel() >= num_samples:
         return wave[:num_samples].contiguous()
     if mode == "tile" and wave.numel() > 0:

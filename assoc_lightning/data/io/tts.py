@@ -36,6 +36,11 @@ _CALLBACK = ctypes.CFUNCTYPE(
 )
 
 
+class SynthesisError(RuntimeError):
+    """espeak-ng failed (this file runs alone in a subprocess, so it raises no project error;
+    the datamodule turns a failed job into one)."""
+
+
 @dataclass(frozen=True)
 class Speaker:
     """One synthetic talker: accent, voice variant, speaking rate (wpm), pitch and range (0-100)."""
@@ -123,7 +128,7 @@ class EspeakSynthesizer:
             _AUDIO_OUTPUT_SYNCHRONOUS, 0, str(data.parent).encode(), 0
         )
         if rate <= 0:
-            raise RuntimeError(f"espeak-ng failed to initialize (returned {rate})")
+            raise SynthesisError(f"espeak-ng failed to initialize (returned {rate})")
         self.sample_rate = int(rate)
         self._chunks: list[np.ndarray] = []
 
@@ -143,7 +148,7 @@ class EspeakSynthesizer:
     def synthesize(self, text: str, speaker: Speaker) -> np.ndarray:
         name = f"{speaker.voice}+{speaker.variant}".encode()
         if self._lib.espeak_SetVoiceByName(name) != 0:
-            raise RuntimeError(f"espeak-ng has no voice {name.decode()!r}")
+            raise SynthesisError(f"espeak-ng has no voice {name.decode()!r}")
         self._lib.espeak_SetParameter(_ESPEAK_RATE, speaker.rate, 0)
         self._lib.espeak_SetParameter(_ESPEAK_PITCH, speaker.pitch, 0)
         self._lib.espeak_SetParameter(_ESPEAK_RANGE, speaker.pitch_range, 0)
@@ -151,7 +156,7 @@ class EspeakSynthesizer:
         data = text.encode() + b"\0"
         err = self._lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, 0, None, None)
         if err != 0:
-            raise RuntimeError(f"espeak-ng synthesis failed for {text!r} (error {err})")
+            raise SynthesisError(f"espeak-ng synthesis failed for {text!r} (error {err})")
         self._lib.espeak_Synchronize()
         if not self._chunks:
             return np.zeros(0, dtype=np.int16)
@@ -219,7 +224,7 @@ def synthesize_in_subprocess(
     finally:
         Path(job_path).unlink(missing_ok=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"speech synthesis subprocess failed:\n{proc.stderr[-2000:]}")
+        raise SynthesisError(f"speech synthesis subprocess failed:\n{proc.stderr[-2000:]}")
 
 
 if __name__ == "__main__":

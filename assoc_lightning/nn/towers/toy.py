@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from assoc_lightning.errors import ConfigError
 from assoc_lightning.losses.contrastive import info_nce
 from assoc_lightning.nn.audio_frontend import KaldiFbank, standardize
 from assoc_lightning.nn.towers.base import FrozenTower
@@ -114,7 +115,7 @@ class ToyContrastiveSpace(FrozenTower):
     ) -> None:
         super().__init__()
         if modality not in ("image", "audio"):
-            raise ValueError(f"modality must be 'image' or 'audio', got {modality!r}")
+            raise ConfigError(f"modality must be 'image' or 'audio', got {modality!r}")
         self.config = dict(
             modality=modality, dim=dim, steps=steps, batch_size=batch_size, lr=lr,
             temperature=temperature, seed=seed, sample_rate=sample_rate,

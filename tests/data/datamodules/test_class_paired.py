@@ -59,13 +59,15 @@ def test_paired_fraction_keeps_unpaired_data(mnist_gsc):
 
 
 def test_missing_datasets_and_bad_scenario(tmp_path):
-    dm = PairedDataModule("mnist_speech_commands", data_dir=str(tmp_path))
+    dm = PairedDataModule(
+        "mnist_speech_commands", data_dir=str(tmp_path), image_options={"val_size": 10}
+    )  # the fixture has 60 training images
     with pytest.raises(DatasetNotFoundError, match="dataset not found: MNIST"):
         dm.prepare_data()
     make_mnist(tmp_path)
     with pytest.raises(DatasetNotFoundError, match="speech_commands_v0.02"):
         dm.prepare_data()
-    tid = PairedDataModule("mnist_tidigits", data_dir=str(tmp_path))
+    tid = PairedDataModule("mnist_tidigits", data_dir=str(tmp_path), image_options={"val_size": 10})
     with pytest.raises(DatasetNotFoundError, match="LDC93S10"):
         tid.prepare_data()
     with pytest.raises(ValueError, match="unknown scenario"):
@@ -77,9 +79,12 @@ def test_download_only_when_asked(mnist_gsc, monkeypatch):
     monkeypatch.setattr(
         "assoc_lightning.data.datasets.registry.download", lambda name, root: calls.append(name)
     )
-    PairedDataModule("mnist_speech_commands", data_dir=str(mnist_gsc)).prepare_data()
+    small = {"image_options": {"val_size": 20}}  # the fixture has 100 training images
+    PairedDataModule("mnist_speech_commands", data_dir=str(mnist_gsc), **small).prepare_data()
     assert calls == []
-    PairedDataModule("mnist_speech_commands", data_dir=str(mnist_gsc), download=True).prepare_data()
+    PairedDataModule(
+        "mnist_speech_commands", data_dir=str(mnist_gsc), download=True, **small
+    ).prepare_data()
     assert calls == ["mnist", "speech_commands"]
 
 
