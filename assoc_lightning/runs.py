@@ -171,7 +171,9 @@ class _KeptRowsWriter(ExperimentWriter):
 def continue_files(trainer, ckpt_path: str, results_file: str = "results.jsonl") -> None:
     """Cut metrics.csv and results.jsonl of the resumed run folder back to what the
     checkpoint had seen, and make the CSV loggers append to them (rank 0 writes)."""
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    # memory-mapped: only the small run state is read here, not the weights (Lightning reads
+    # those when it restores the checkpoint)
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True)
     state = checkpoint.get(STATE_KEY)
     if state is None:
         return  # written before runs kept their state: the files stay as they are

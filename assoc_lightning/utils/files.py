@@ -15,14 +15,16 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from filelock import FileLock, Timeout
 
 from assoc_lightning.errors import AssocError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class CacheWriteError(AssocError, PermissionError):
@@ -87,9 +89,24 @@ def private_tmp_file(path: str | os.PathLike) -> Path:
     return path.with_name(f".{path.stem}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}{path.suffix}")
 
 
+def load_or_build(
+    path: str | os.PathLike, load: Callable[[], T | None], build: Callable[[], T]
+) -> T:
+    """The cache at ``path``: what ``load()`` gives, else, under the cache's lock, what
+    ``load()`` gives now (another process may have built it while this one waited), else what
+    ``build()`` gives (it writes the cache). No lock is taken when the cache loads at once."""
+    value = load()
+    if value is not None:
+        return value
+    with cache_lock(path):
+        value = load()
+        return value if value is not None else build()
+
+
 def replace_dir(tmp: Path, path: Path) -> None:
     """Move the finished folder ``tmp`` to ``path``, replacing what was there: the old one is
-    renamed aside first, so ``path`` is at every moment either the old or the new folder."""
+    renamed aside first and removed after, so ``path`` never holds a mix of old and new
+    files (for the moment between the two renames it is absent; call under the cache lock)."""
     old = None
     if path.exists():
         old = private_tmp_dir(path)
@@ -102,10 +119,7 @@ def replace_dir(tmp: Path, path: Path) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` through a private temporary file and an atomic rename."""
-    path = Path(path)
-    tmp = private_tmp_file(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_save(lambda tmp: Path(tmp).write_text(text), path)
 
 
 def atomic_save(save_fn, path: str | os.PathLike) -> None:

@@ -35,7 +35,7 @@ from assoc_lightning.data.io.tts import (
     synthesize_in_subprocess,
 )
 from assoc_lightning.errors import RunError
-from assoc_lightning.utils.files import cache_lock, private_tmp_dir, replace_dir
+from assoc_lightning.utils.files import load_or_build, private_tmp_dir, replace_dir
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
@@ -179,19 +179,23 @@ def ensure_spoken_digits(root: Path, num_speakers: int, seed: int) -> Path:
     several processes ask at once: one generates under the cache's lock, the others wait and
     then find it intact."""
     root = Path(root)
-    if _cache_problem(root, num_speakers, seed) is None:
-        return root
-    with cache_lock(root):
-        problem = _cache_problem(root, num_speakers, seed)  # another process may have built it
-        if problem is None:
-            return root
+    problem = None  # why the cache cannot be used, as the last look found it
+
+    def intact() -> Path | None:
+        nonlocal problem
+        problem = _cache_problem(root, num_speakers, seed)
+        return root if problem is None else None
+
+    def generate() -> Path:
         if root.exists():
             warnings.warn(
                 f"spoken-digits cache at {root} is damaged or stale ({problem}); regenerating it",
-                stacklevel=2,
+                stacklevel=3,
             )
         generate_spoken_digits(root, num_speakers, seed)
-    return root
+        return root
+
+    return load_or_build(root, intact, generate)
 
 
 # ----------------------------------------------------------------------------------- splits

@@ -41,7 +41,7 @@ from assoc_lightning.eval.metrics.recognition import (
     train_classifier,
 )
 from assoc_lightning.eval.pictures import pictures, save_grid
-from assoc_lightning.utils.files import CacheWriteError, atomic_save, cache_lock
+from assoc_lightning.utils.files import CacheWriteError, atomic_save, load_or_build
 
 CACHE_VERSION = 1
 
@@ -148,9 +148,7 @@ class CrossModalRecognitionCallback(EmbeddingEvalCallback):
         folder = Path(self.cache_dir) if self.cache_dir else Path(dm.data_dir) / "recognition"
         path = folder / f"{type(dm).__name__}_{modality}_{key}.pt"
         shape = tuple(probe.shape[1:])
-        net_unit = self._load(path, shape, settings["num_classes"], modality)
-        if net_unit is None:
-            net_unit = self._train_and_cache(path, shape, module, train, modality, settings, kw)
+        net_unit = self._load_or_train(path, shape, module, train, modality, settings, kw)
         net, unit = net_unit
         with torch.inference_mode(False):
             net = net.to(module.device).eval()
@@ -177,20 +175,21 @@ class CrossModalRecognitionCallback(EmbeddingEvalCallback):
         rank_zero_info(f"recognition: loaded the {modality} classifier from {path}")
         return net, unit
 
-    def _train_and_cache(self, path, shape, module, train, modality, settings, kw):
-        """Train and cache under the cache's lock: one process trains, the others wait and
-        load its classifier. An unwritable cache folder trains without caching."""
+    def _load_or_train(self, path, shape, module, train, modality, settings, kw):
+        """The cached classifier, else trained and cached under the cache's lock (one process
+        trains, the others wait and load it); an unwritable cache folder trains uncached."""
+        load = lambda: self._load(path, shape, settings["num_classes"], modality)  # noqa: E731
+
+        def train_and_save():
+            net, unit = self._train(module, train, modality, settings, kw)
+            state = {k: v.cpu() for k, v in net.state_dict().items()}
+            saved = {"state_dict": state, "unit_range": unit, "settings": settings}
+            atomic_save(lambda tmp: torch.save(saved, tmp), path)
+            rank_zero_info(f"recognition: trained the {modality} classifier, cached at {path}")
+            return net, unit
+
         try:
-            with cache_lock(path):
-                net_unit = self._load(path, shape, settings["num_classes"], modality)
-                if net_unit is not None:
-                    return net_unit
-                net, unit = self._train(module, train, modality, settings, kw)
-                state = {k: v.cpu() for k, v in net.state_dict().items()}
-                saved = {"state_dict": state, "unit_range": unit, "settings": settings}
-                atomic_save(lambda tmp: torch.save(saved, tmp), path)
-                rank_zero_info(f"recognition: trained the {modality} classifier, cached at {path}")
-                return net, unit
+            return load_or_build(path, load, train_and_save)
         except CacheWriteError as err:
             rank_zero_warn(f"recognition: could not cache the {modality} classifier: {err}")
             return self._train(module, train, modality, settings, kw)

@@ -30,7 +30,7 @@ from assoc_lightning.errors import ConfigError
 from assoc_lightning.losses.contrastive import info_nce
 from assoc_lightning.nn.audio_frontend import KaldiFbank, standardize
 from assoc_lightning.nn.towers.base import FrozenTower
-from assoc_lightning.utils.files import atomic_save, cache_lock
+from assoc_lightning.utils.files import atomic_save, load_or_build
 
 log = logging.getLogger(__name__)
 ARCH_VERSION = 2  # bump when the architecture changes: cached weights then no longer match
@@ -172,24 +172,24 @@ class ToyContrastiveSpace(FrozenTower):
         )
         self._fingerprint = hashlib.sha1(key.encode()).hexdigest()[:16]
         path = Path(cache_dir) / f"toy_space_{self.modality}_{self._fingerprint}.pt"
-        if self._load(path):
-            return
-        with cache_lock(path):  # one process trains; the others wait, then load its weights
-            if self._load(path):
-                return
+
+        def train() -> bool:  # one process trains; the others wait, then load its weights
             log.info("training the local %s<->text contrastive space (once)", self.modality)
             self._fit(inputs, labels, captions)
             atomic_save(lambda tmp: torch.save(self.state_dict(), tmp), path)
+            return True
 
-    def _load(self, path: Path) -> bool:
-        """Load cached weights; False when there are none or they do not load (then retrained)."""
+        load_or_build(path, lambda: self._load(path), train)
+
+    def _load(self, path: Path) -> bool | None:
+        """Load cached weights; None when there are none or they do not load (then retrained)."""
         if not path.is_file():
-            return False
+            return None
         try:
             self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         except Exception as err:  # any unreadable cache file: train again
             log.warning("cached weights %s do not load (%s); training them again", path, err)
-            return False
+            return None
         return True
 
     def _fit(
