@@ -1,7 +1,8 @@
 """DDP correctness on 2 CPU processes (gloo): gathered losses and gathered evaluation.
 
-- gather_with_grad: a contrastive loss (InfoNCE) and the IG sampled margin ranking loss give
-  the same loss and the same (DDP-averaged) gradients on 1 and 2 ranks.
+- gather_with_grad: the contrastive losses (InfoNCE, BMA-Memory's multi-positive NT-Xent with
+  ids gathered beside the rows) and the IG sampled margin ranking loss give the same loss and
+  the same (DDP-averaged) gradients on 1 and 2 ranks.
 - Evaluation: `assoc validate` on 2 ranks gives the same metrics as on 1 rank, on a split whose
   size (269 images) is odd, so the distributed sampler pads a duplicate that must be dropped.
 """
@@ -19,7 +20,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from assoc_lightning.losses import info_nce, sampled_margin_ranking_loss
+from assoc_lightning.losses import info_nce, multi_positive_nt_xent, sampled_margin_ranking_loss
 from assoc_lightning.utils.dist import gather_with_grad
 from tests.conftest import NO_FINAL_EVAL, ROOT, TINY_SPEAKERS
 
@@ -56,8 +57,10 @@ def losses(x, y, w, imp_v, imp_a, rows):
     rank_loss = sampled_margin_ranking_loss(
         a, b, imp_v[rows], imp_a[rows], image_pool=ga, audio_pool=gb
     )
-    (nce + rank_loss).backward()
-    return nce.detach(), rank_loss.detach(), w.grad
+    ids = rows // 2  # two pairs per id: several positives per anchor, across the pooled set
+    ntx = multi_positive_nt_xent(torch.cat([a, b]), torch.cat([ids, ids]), temperature=0.5)
+    (nce + rank_loss + ntx).backward()
+    return torch.stack([nce, rank_loss, ntx]).detach(), w.grad
 
 
 def worker(rank: int, port: int, out_path: str) -> None:
@@ -66,8 +69,7 @@ def worker(rank: int, port: int, out_path: str) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=2)
     x, y, w, imp_v, imp_a = make_problem()
     rows = torch.arange(4 * rank, 4 * rank + 4)
-    nce, rl, grad = losses(x, y, w, imp_v, imp_a, rows)
-    stacked = torch.stack([nce, rl])
+    stacked, grad = losses(x, y, w, imp_v, imp_a, rows)
     dist.all_reduce(stacked)
     dist.all_reduce(grad)  # what DDP does: average the ranks' gradients
     if rank == 0:
@@ -78,11 +80,11 @@ def worker(rank: int, port: int, out_path: str) -> None:
 
 def test_gathered_losses_match_single_process(tmp_path):
     x, y, w, imp_v, imp_a = make_problem()
-    nce, rl, grad = losses(x, y, w, imp_v, imp_a, torch.arange(8))
+    single, grad = losses(x, y, w, imp_v, imp_a, torch.arange(8))
     out = tmp_path / "ddp.pt"
     mp.spawn(worker, args=(free_port(), str(out)), nprocs=2, join=True)
     ddp = torch.load(out)
-    assert torch.allclose(ddp["losses"], torch.stack([nce, rl]), atol=1e-6)
+    assert torch.allclose(ddp["losses"], single, atol=1e-6)
     assert torch.allclose(ddp["grad"], grad, atol=1e-6)
 
 

@@ -60,9 +60,11 @@ def collect_features(
     num_workers: int = 0,
     num_samples: int = 0,
     seed: int = 0,
+    space: str = "features",
 ) -> dict[str, Features]:
     """Embed ``dataset`` with ``module.embed`` (or ``embed_samples`` if ``num_samples > 0``;
-    ``seed`` then fixes each item's samples independently of batching and ranks).
+    ``seed`` then fixes each item's samples independently of batching and ranks;
+    ``space="retrieval"``: ``module.retrieval_embed``, the space a method retrieves in).
 
     Items carry ``index`` and ``label``; every modality in ``modalities`` is read from the same
     items (one for a single-modality eval set, both for a paired one). Call on every rank:
@@ -79,7 +81,9 @@ def collect_features(
     try:
         for batch in loader:
             batch = move_data_to_device(batch, module.device)
-            if num_samples > 0:
+            if space == "retrieval":
+                out = module.retrieval_embed(batch)
+            elif num_samples > 0:
                 out = module.embed_samples(batch, num_samples, seed=seed)
             else:
                 out = module.embed(batch)

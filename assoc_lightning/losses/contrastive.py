@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from assoc_lightning.utils.dist import gather_with_grad, rank
+from assoc_lightning.utils.dist import gather_no_grad, gather_with_grad, rank
 
 
 def info_nce(
@@ -32,3 +32,35 @@ def info_nce(
     if symmetric:
         loss = 0.5 * (loss + F.cross_entropy(b @ all_a.T / temperature, labels))
     return loss
+
+
+def multi_positive_nt_xent(
+    z: torch.Tensor, ids: torch.Tensor, temperature: float = 0.1, gather: bool = True
+) -> torch.Tensor:
+    """NT-Xent with a positive set per anchor (BMA-Memory Eq. 4 and 5).
+
+    Rows with the same ``ids`` entry (e.g. the image and the sound of one clip, or two views
+    of one sound) are positives of each other; for anchor i,
+    ``-log(sum_{k in P(i)} exp(s_ik / t) / sum_{j != i} exp(s_ij / t))`` with cosine s, and
+    the loss is the mean over anchors. With one positive per anchor this is SimCLR's NT-Xent.
+    Under DDP every rank's rows (and ids) are gathered, with gradients, as candidates;
+    each rank's anchors are its own rows, so the mean over ranks is the loss of the global
+    batch. Anchors without any positive are left out of the mean.
+    """
+    z = F.normalize(z, dim=-1)
+    all_z = gather_with_grad(z) if gather else z
+    all_ids = gather_no_grad(ids) if gather else ids
+    offset = rank() * z.size(0) if all_z.size(0) > z.size(0) else 0
+    logits = z @ all_z.T / temperature
+    rows = torch.arange(z.size(0), device=z.device)
+    self_mask = torch.zeros_like(logits, dtype=torch.bool)
+    self_mask[rows, rows + offset] = True
+    logits = logits.masked_fill(self_mask, float("-inf"))
+    positive = (ids.unsqueeze(1) == all_ids.unsqueeze(0)) & ~self_mask
+    has_positive = positive.any(1)
+    log_denominator = torch.logsumexp(logits, dim=1)
+    log_numerator = torch.logsumexp(logits.masked_fill(~positive, float("-inf")), dim=1)
+    per_anchor = (log_denominator - log_numerator)[has_positive]
+    if per_anchor.numel() == 0:
+        return logits.new_zeros(()) + 0.0 * z.sum()
+    return per_anchor.mean()

@@ -2,6 +2,10 @@
 
     embed(batch) -> {"audio": Tensor[N, D], "image": Tensor[N, D]}   # modalities present only
 
+and, where a method retrieves in another space than it classifies in, ``retrieval_embed``
+(the same shape of dict; by default ``embed``): BMA-Memory classifies with h and retrieves
+with its projections z, as its paper does.
+
 Evaluation callbacks only ever call ``embed`` (and ``embed_samples`` for stochastic
 embeddings), so a new method gets every evaluation and a new evaluation works for every
 method. No method logic lives here; the steps every method shares do: a method implements
@@ -65,6 +69,11 @@ class AssociativeMethod(LightningModule):
     def embed(self, batch: dict) -> dict[str, torch.Tensor]:
         """Embeddings ``[N, D]`` for each modality present in ``batch`` (``audio``/``image``)."""
         raise NotImplementedError
+
+    def retrieval_embed(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Embeddings for cross-modal retrieval (``eval/callbacks/retrieval.py``); by default
+        the ``embed`` space. Override where the paper retrieves in another space."""
+        return self.embed(batch)
 
     def embed_samples(
         self, batch: dict, num_samples: int, seed: int | None = None

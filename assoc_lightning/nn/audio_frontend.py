@@ -146,3 +146,53 @@ class MFCCFrontend(nn.Module):
         if self.standardize:
             feats = standardize(feats, dim=-1)
         return feats
+
+
+class LogMelSpectrogram(nn.Module):
+    """Log-mel spectrograms as one-channel images ``[B, 1, n_mels, frames]`` (BMA-Memory).
+
+    torchaudio's MelSpectrogram (power 2, centred frames) then ``log(x + eps)``. ``norm``:
+    ``"global"`` standardizes with statistics of the whole training data, kept as running
+    averages of a BatchNorm without affine parameters (batch statistics while training);
+    ``"utterance"`` per clip and mel bin over time; ``"none"`` leaves the log energies.
+    Defaults follow the ACIVW baseline's analysis (22.05 kHz, 20-ms window, 10-ms hop) with
+    150 mel bins: 2 s give 150 x 201 (the paper's "150 x 200").
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 22050,
+        n_fft: int = 512,
+        win_ms: float = 20.0,
+        hop_ms: float = 10.0,
+        n_mels: int = 150,
+        eps: float = 1e-6,
+        norm: str = "global",
+    ) -> None:
+        super().__init__()
+        import torchaudio
+
+        if norm not in ("global", "utterance", "none"):
+            raise ValueError(f"norm must be 'global', 'utterance' or 'none', got {norm!r}")
+        win = int(sample_rate * win_ms / 1000)
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=sample_rate,
+            n_fft=max(n_fft, win),
+            win_length=win,
+            hop_length=int(sample_rate * hop_ms / 1000),
+            n_mels=n_mels,
+        )
+        self.eps, self.norm = eps, norm
+        self.bn = nn.BatchNorm2d(1, affine=False) if norm == "global" else None
+
+    @torch.autocast("cuda", enabled=False)
+    @torch.autocast("cpu", enabled=False)
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if wave.dim() == 3:
+            wave = wave.squeeze(1)
+        spec = (self.mel(wave.float()) + self.eps).log().unsqueeze(1)  # [B, 1, M, T]
+        if self.bn is not None:
+            return self.bn(spec)
+        if self.norm == "utterance":
+            return standardize(spec, dim=-1)
+        return spec

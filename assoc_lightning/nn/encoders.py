@@ -65,3 +65,46 @@ class HsuAudioEncoder(nn.Module):
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         return self.net(feats.transpose(1, 2))  # [B, F, T]: frequency bins as channels
+
+
+def resnet_trunk(
+    layers: tuple[int, int, int, int] = (2, 2, 2, 2),
+    in_channels: int = 3,
+    small_input: bool = False,
+    weights: str | None = None,
+    width: int = 64,
+) -> nn.Module:
+    """A BasicBlock ResNet (timm's) without its classifier: ``[B, C, H, W]`` -> ``8 * width``.
+
+    ``(2, 2, 2, 2)`` is ResNet-18; ``(1, 1, 1, 1)`` the "ResNet-10" of BMA-Memory (one block
+    per stage; the paper does not define it). ``width`` is the first stage's channels (64:
+    the standard 64/128/256/512 and 512-d features; smaller widths keep CPU runs short).
+    ``in_channels``: 1 for log-mel spectrograms. ``small_input`` swaps the 7x7/2 stem and
+    max-pool for one 3x3/1 conv (the CIFAR variant, for 28-32 px images). ``weights``: a
+    local state-dict file (torchvision's ResNet-18 names match) to start from; random init
+    by default, nothing is downloaded.
+    """
+    from timm.models.resnet import BasicBlock, ResNet
+
+    net = ResNet(
+        BasicBlock,
+        list(layers),
+        num_classes=0,
+        in_chans=in_channels,
+        stem_width=width,
+        channels=tuple(width * 2**i for i in range(4)),
+    )
+    if small_input:
+        net.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
+        net.maxpool = nn.Identity()
+    if weights:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        if unexpected or missing:
+            raise ValueError(
+                f"{weights} does not fit a ResNet{layers} of width {width}: missing "
+                f"{missing[:3]}, unexpected {unexpected[:3]}"
+            )
+    net.out_features = 8 * width
+    return net

@@ -32,6 +32,15 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(all_gather(x.contiguous()), dim=0)
 
 
+def gather_no_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` from every rank along dim 0 (equal shapes; no gradients: ids, labels)."""
+    if not is_distributed() or world_size() == 1:
+        return x
+    out = [torch.empty_like(x) for _ in range(world_size())]
+    dist.all_gather(out, x.contiguous())
+    return torch.cat(out, dim=0)
+
+
 def gather_objects(obj):
     """All ranks get the list of every rank's ``obj`` (picklable)."""
     if not is_distributed():

@@ -11,6 +11,7 @@ from torch import nn
 from assoc_lightning.losses import (
     gaussian_kl_standard,
     impostor_indices,
+    multi_positive_nt_xent,
     sampled_margin_ranking_loss,
     weight_norm_penalty,
 )
@@ -124,3 +125,36 @@ def test_losses_against_hand_computed_values(loss_fn):
     assert loss.item() == pytest.approx((5.0 + 0.5 * (2.0 - LN2)) / 2)
     zero_lambda, _, _ = loss_fn(x, x_hat, mu, logvar, 0.0)
     assert zero_lambda.item() == pytest.approx(2.5)
+
+
+def test_multi_positive_nt_xent_hand_computed():
+    # three unit rows at 0, 90 and 180 degrees; rows 0 and 1 share an id, row 2 has none
+    z = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    ids = torch.tensor([7, 7, 3])
+    t = 0.5
+    # anchor 0: positive row 1 (cos 0), negatives row 2 (cos -1); anchor 1: positive row 0
+    # (cos 0), row 2 (cos 0); anchor 2 has no positive and is left out of the mean
+    a0 = -math.log(math.exp(0) / (math.exp(0) + math.exp(-1 / t)))
+    a1 = -math.log(math.exp(0) / (math.exp(0) + math.exp(0)))
+    got = multi_positive_nt_xent(z * 3, ids, temperature=t)  # scale-free: cosine similarity
+    assert got.item() == pytest.approx((a0 + a1) / 2, abs=1e-6)
+
+
+def test_multi_positive_nt_xent_is_simclr_with_one_positive_and_sums_several():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(8, 5, generator=g)
+    ids = torch.arange(4).repeat(2)  # row i and i + 4: SimCLR's two views
+    zn = torch.nn.functional.normalize(z, dim=1)
+    logits = (zn @ zn.T / 0.1).fill_diagonal_(float("-inf"))
+    simclr = torch.nn.functional.cross_entropy(logits, (torch.arange(8) + 4) % 8)
+    assert multi_positive_nt_xent(z, ids, 0.1).item() == pytest.approx(simclr.item(), abs=1e-5)
+    # two positives: the numerator sums both, inside the log (Eq. 4)
+    ids3 = torch.tensor([0, 0, 0, 1, 1, 2, 2, 3])
+    pos = (ids3[:, None] == ids3[None]) & ~torch.eye(8, dtype=torch.bool)
+    per = [
+        -(torch.logsumexp(logits[i][pos[i]], 0) - torch.logsumexp(logits[i], 0))
+        for i in range(8)
+        if pos[i].any()
+    ]
+    got = multi_positive_nt_xent(z, ids3, 0.1).item()
+    assert got == pytest.approx(torch.stack(per).mean().item(), abs=1e-5)

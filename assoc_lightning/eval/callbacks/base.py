@@ -54,8 +54,10 @@ class FeatureCache:
         num_samples: int = 0,
         seed: int = 0,
         paired: bool = False,
+        space: str = "features",
     ) -> dict[str, Features]:
-        """Features of every modality of ``split`` (of its fixed pairs with ``paired=True``).
+        """Features of every modality of ``split`` (of its fixed pairs with ``paired=True``;
+        in the method's retrieval space with ``space="retrieval"``).
 
         Call on every rank. Sampled embeddings are seeded per item
         (``embed_samples(..., seed)``): the same on any number of ranks, and the training
@@ -65,10 +67,10 @@ class FeatureCache:
         if self._trainer is None or self._trainer() is not trainer or self._stamp != stamp:
             self._store.clear()
             self._trainer, self._stamp = weakref.ref(trainer), stamp
-        key = (split, num_samples, seed, paired)
+        key = (split, num_samples, seed, paired, space)
         if key not in self._store:
             dm = evaluation_data(trainer)
-            args = (dm.eval_batch_size, dm.num_workers, num_samples, seed)
+            args = (dm.eval_batch_size, dm.num_workers, num_samples, seed, space)
             devices = [pl_module.device] if pl_module.device.type == "cuda" else []
             with torch.random.fork_rng(devices=devices):  # loaders draw from the global RNG
                 if paired:

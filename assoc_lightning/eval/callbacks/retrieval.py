@@ -12,7 +12,9 @@ from assoc_lightning.eval.metrics.retrieval import (
 
 
 class RetrievalCallback(EmbeddingEvalCallback):
-    """Audio->image and image->audio retrieval on the split's fixed pairs.
+    """Audio->image and image->audio retrieval on the split's fixed pairs, in each method's
+    retrieval space (``retrieval_embed``: ``embed`` unless the method says otherwise, e.g.
+    BMA-Memory's projections z).
 
     Instance level (C-MCR): ``retrieval/{a2i,i2a}_r{K}``, ``_map``, ``_medr``. Class match
     (BMA-Memory Table 3): ``retrieval/{a2i,i2a}_class_r{K}``: a hit when any of the top K has
@@ -39,7 +41,7 @@ class RetrievalCallback(EmbeddingEvalCallback):
         self.ks, self.class_ks, self.chunk = tuple(ks), tuple(class_ks), chunk
 
     def features(self, trainer, pl_module, split, cache):
-        return cache.get(trainer, pl_module, split, 0, self.seed, paired=True)
+        return cache.get(trainer, pl_module, split, 0, self.seed, paired=True, space="retrieval")
 
     def compute(self, features, log_dir, split, trainer):
         out = {}
