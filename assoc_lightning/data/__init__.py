@@ -6,6 +6,7 @@ The datamodules are importable from here, so YAML may name them bare
 """
 
 from assoc_lightning.data.base import AssocDataModule
+from assoc_lightning.data.datamodules.acivw import ACIVWDataModule
 from assoc_lightning.data.datamodules.class_paired import (
     ClassPairedDataModule,
     MultiPairedDataModule,
@@ -19,6 +20,7 @@ from assoc_lightning.data.datamodules.retrieval import (
 )
 
 DATAMODULES: dict[str, type[AssocDataModule]] = {
+    "acivw": ACIVWDataModule,
     "ave": AVERetrievalDataModule,
     "cmcr": CMCRDataModule,
     "cmcr_digits": CMCRDigitsDataModule,
@@ -30,6 +32,7 @@ DATAMODULES: dict[str, type[AssocDataModule]] = {
 
 __all__ = [
     "DATAMODULES",
+    "ACIVWDataModule",
     "AVERetrievalDataModule",
     "AssocDataModule",
     "CMCRDataModule",

@@ -100,16 +100,22 @@ class AssocDataModule(LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.paired["test"], train=False)
 
-    def train_loader_with_unpaired(self) -> CombinedLoader:
+    def train_loader_with_unpaired(
+        self, unpaired: dict[str, Dataset] | None = None
+    ) -> CombinedLoader:
         """The training pairs and every training item of each modality, unpaired, in one loader.
 
         Batches are ``{"paired": <pair batch>, "unpaired_<modality>": <item batch>, ...}``; an
         epoch is the longest stream and shorter ones restart (``max_size_cycle``), so methods
         that train on unimodal data (the VAE associator's phase 1) see all of it whatever the
         paired fraction is. A stream smaller than one batch keeps its last, short batch.
+        ``unpaired`` (modality -> dataset) streams other unimodal data instead, for datamodules
+        whose unpaired data are not their evaluation sets (ACIVW's Kinetics or leftover samples).
         """
+        if unpaired is None:
+            unpaired = {m: self.unpaired["train"][m] for m in self.modalities}
         streams = {"paired": self.paired["train"]}
-        streams.update({f"unpaired_{m}": self.unpaired["train"][m] for m in self.modalities})
+        streams.update({f"unpaired_{m}": ds for m, ds in unpaired.items()})
         loaders = {
             name: self._loader(ds, train=True, drop_last=len(ds) >= self.batch_size)
             for name, ds in streams.items()
