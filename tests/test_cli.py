@@ -20,7 +20,10 @@ TINY_EXTRA = {
         "--model.init_args.image_space.init_args.steps", "10",
         "--model.init_args.audio_space.init_args.steps", "10",
     ],
-    "bma_memory": ["--data.init_args.batch_size", "16", "--model.init_args.num_slots", "50"],
+    "bma_memory": [
+        "--data.init_args.batch_size", "16", "--model.init_args.num_slots", "50",
+        "--eval.linear_probe.max_iter", "50",
+    ],
 }  # fmt: skip
 
 

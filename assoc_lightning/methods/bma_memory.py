@@ -95,6 +95,9 @@ class BMAMemory(AssociativeMethod):
         freq_masks, freq_width, time_masks, time_width: SpecAugment for unpaired sounds.
         crop_scale, flip_p, jitter, jitter_p, grayscale_p, blur_p: SimCLR image augmentation.
         lr, weight_decay: Adam (2e-4, 0).
+        memory_lr: the memories' learning rate (``None``: ``lr``). Adam moves a parameter by
+            about ``lr`` per step whatever its scale, so N(0, 1) slots need thousands of steps
+            at 2e-4 to change; short schedules (the embedded default) raise it.
         lr_schedule: ``"constant"`` or ``"cosine"`` (over the trainer's estimated steps).
     """
 
@@ -139,6 +142,7 @@ class BMAMemory(AssociativeMethod):
         grayscale_p: float = 0.2,
         blur_p: float = 0.5,
         lr: float = 2e-4,
+        memory_lr: float | None = None,
         weight_decay: float = 0.0,
         lr_schedule: str = "constant",
     ) -> None:
@@ -290,7 +294,10 @@ class BMAMemory(AssociativeMethod):
 
     def configure_optimizers(self):
         hp = self.hparams
-        opt = torch.optim.Adam(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        memory = list(self.memory.parameters())
+        others = [p for n, p in self.named_parameters() if not n.startswith("memory.")]
+        groups = [{"params": others}, {"params": memory, "lr": hp.memory_lr or hp.lr}]
+        opt = torch.optim.Adam(groups, lr=hp.lr, weight_decay=hp.weight_decay)
         if hp.lr_schedule == "constant":
             return opt
         steps = max(1, int(self.trainer.estimated_stepping_batches))
