@@ -3,6 +3,7 @@
     assoc fit --config experiments/ig_embedding.yaml
     assoc fit --config experiments/ig_embedding.yaml --config experiments/base/gpu.yaml
     assoc fit --print_config --config experiments/ig_embedding.yaml
+    assoc extract kinetics --root /data/kinetics --split train --workers 8
 
 Methods and datamodules are imported here so YAML may name them bare. The resolved config is
 saved into every run's log dir (and pushed to wandb when a WandbLogger is configured); every
@@ -13,6 +14,8 @@ traceback; set ASSOC_DEBUG=1 to see the traceback.
 
 from __future__ import annotations
 
+import argparse
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -127,11 +130,47 @@ def _assoc_error(err: BaseException) -> Exception | None:
     return None
 
 
+def extract(argv: list[str]) -> None:
+    """``assoc extract kinetics ...``: decode a dataset once into shards (the data layer's
+    ``extract_kinetics``; its signature gives the options and their defaults)."""
+    from assoc_lightning.data.base import resolve_data_dir
+    from assoc_lightning.data.datasets.kinetics import SHARDS_DIR, extract_kinetics
+
+    parser = argparse.ArgumentParser(prog="assoc extract", description=extract.__doc__)
+    sub = parser.add_subparsers(dest="dataset", required=True)
+    kinetics = sub.add_parser("kinetics", help="Kinetics-400: middle frame + middle audio")
+    kinetics.add_argument("--data_dir", help="default $ASSOC_DATA_DIR or ~/.cache/assoc/data")
+    kinetics.add_argument("--root", help="the Kinetics-400 copy (default: the data dir)")
+    kinetics.add_argument("--out", help=f"writes <out>/<split>/ (default <data_dir>/{SHARDS_DIR})")
+    for name, param in inspect.signature(extract_kinetics).parameters.items():
+        if name in ("root", "out", "progress"):
+            continue
+        kind = type(param.default) if param.default is not None else int
+        kinetics.add_argument(
+            f"--{name}", type=kind, default=param.default, help=f"default {param.default}"
+        )
+    opts = vars(parser.parse_args(argv))
+    opts.pop("dataset")
+    data_dir = resolve_data_dir(opts.pop("data_dir"))
+    root = opts.pop("root") or data_dir
+    out = opts.pop("out") or data_dir / SHARDS_DIR
+    manifest = extract_kinetics(root, out, **opts, progress=lambda msg: print(msg, file=sys.stderr))
+    skipped = sum(manifest["skipped"].values())
+    print(
+        f"{manifest['num_samples']} samples in {len(manifest['shards'])} shards, {skipped} "
+        f"clips skipped: {Path(out) / opts['split']}"
+    )
+
+
 def main(args: list[str] | None = None) -> None:
-    """Console entry point ``assoc``."""
+    """Console entry point ``assoc``: ``extract`` here, every other subcommand LightningCLI's."""
     os.environ.setdefault("WANDB_MODE", "offline")  # wandb stays offline unless the user says
+    argv = sys.argv[1:] if args is None else list(args)
     try:
-        AssocCLI(args=args)
+        if argv[:1] == ["extract"]:
+            extract(argv[1:])
+        else:
+            AssocCLI(args=args)
     except Exception as exc:
         err = _assoc_error(exc)
         if err is None or os.environ.get("ASSOC_DEBUG"):

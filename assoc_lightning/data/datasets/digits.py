@@ -11,6 +11,11 @@ on first use in the Speech Commands layout (``<word>/<speaker>_nohash_0.wav`` pl
 Speech Commands. Split 70/15/15 by speaker: no voice is in two splits. A ``manifest.json``
 records the speakers, splits and every file's MD5; a damaged cache is regenerated. Generation
 is safe when several processes start on one fresh data dir (``utils/files.py``).
+
+The same machinery (``words`` and ``tag`` arguments) makes the embedded transfer set, the
+Speech Commands words "yes".."go" (:data:`COMMAND_WORDS`) by their own talkers
+(:func:`spoken_commands_split`, registered as ``spoken_commands``), so a method trained on the
+digits can report a transfer number offline.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from assoc_lightning.data.io.tts import (
     sample_speakers,
     synthesize_in_subprocess,
 )
-from assoc_lightning.errors import RunError
+from assoc_lightning.errors import ConfigError, RunError
 from assoc_lightning.utils.files import load_or_build, private_tmp_dir, replace_dir
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -79,11 +84,11 @@ def image_split() -> dict[str, list[int]]:
 
 
 # ----------------------------------------------------------------------------------- audio
-def speaker_id(seed: int, k: int) -> str:
-    return hashlib.sha1(f"assoc-digits-{seed}-{k}".encode()).hexdigest()[:8]
+def speaker_id(seed: int, k: int, tag: str = "digits") -> str:
+    return hashlib.sha1(f"assoc-{tag}-{seed}-{k}".encode()).hexdigest()[:8]
 
 
-def plan_speakers(num_speakers: int, seed: int) -> list[dict]:
+def plan_speakers(num_speakers: int, seed: int, tag: str = "digits") -> list[dict]:
     """Speakers with ids and a speaker-disjoint 70/15/15 split, identical on every machine."""
     speakers = sample_speakers(num_speakers, seed)
     order = np.random.default_rng(seed + 1).permutation(num_speakers)
@@ -94,7 +99,7 @@ def plan_speakers(num_speakers: int, seed: int) -> list[dict]:
     split[order[n_train : n_train + n_val]] = "val"
     split[order[n_train + n_val :]] = "test"
     return [
-        {"id": speaker_id(seed, k), "split": str(split[k]), **asdict(s)}
+        {"id": speaker_id(seed, k, tag), "split": str(split[k]), **asdict(s)}
         for k, s in enumerate(speakers)
     ]
 
@@ -103,7 +108,7 @@ def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def _cache_problem(root: Path, num_speakers: int, seed: int) -> str | None:
+def _cache_problem(root: Path, num_speakers: int, seed: int, words=WORDS) -> str | None:
     """Why the cache at ``root`` cannot be used, or ``None`` if it is complete and intact."""
     manifest_path = root / "manifest.json"
     if not manifest_path.is_file():
@@ -115,10 +120,12 @@ def _cache_problem(root: Path, num_speakers: int, seed: int) -> str | None:
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
         return "manifest.json has no file list"
     wanted = {"version": MANIFEST_VERSION, "num_speakers": num_speakers, "seed": seed}
+    if manifest.get("words") != list(words):
+        return f"manifest was made for the words {manifest.get('words')}, need {list(words)}"
     if any(manifest.get(k) != v for k, v in wanted.items()):
         return f"manifest was made for {[manifest.get(k) for k in wanted]}, need {list(wanted.values())}"
-    if len(manifest["files"]) != num_speakers * len(WORDS):
-        return f"manifest lists {len(manifest['files'])} of {num_speakers * len(WORDS)} clips"
+    if len(manifest["files"]) != num_speakers * len(words):
+        return f"manifest lists {len(manifest['files'])} of {num_speakers * len(words)} clips"
     for rel, digest in manifest["files"].items():
         path = root / rel
         if not path.is_file():
@@ -132,20 +139,23 @@ def clip_name(word: str, speaker: dict) -> str:
     return f"{word}/{speaker['id']}_nohash_0.wav"
 
 
-def generate_spoken_digits(root: Path, num_speakers: int, seed: int) -> None:
-    """Synthesize the spoken digits into a private folder, check that every planned clip was
-    written, and move the folder to ``root`` in one rename (call under ``cache_lock(root)``)."""
+def generate_spoken_words(
+    root: Path, num_speakers: int, seed: int, words=WORDS, tag: str = "digits"
+) -> None:
+    """Synthesize ``words`` said by ``num_speakers`` talkers (ids and split from ``seed`` and
+    ``tag``) into a private folder, check that every planned clip was written, and move the
+    folder to ``root`` in one rename (call under ``cache_lock(root)``)."""
     root = Path(root)
     tmp = private_tmp_dir(root)
     try:
-        speakers = plan_speakers(num_speakers, seed)
+        speakers = plan_speakers(num_speakers, seed, tag)
         keys = ("voice", "variant", "rate", "pitch", "pitch_range")
-        planned = [(w, s) for s in speakers for w in WORDS]
+        planned = [(w, s) for s in speakers for w in words]
         items = [(w, Speaker(**{k: s[k] for k in keys}), tmp / clip_name(w, s)) for w, s in planned]
         try:
             synthesize_in_subprocess(items)
         except SynthesisError as err:
-            raise RunError(f"generating the embedded spoken digits failed: {err}") from err
+            raise RunError(f"generating the embedded spoken {tag} failed: {err}") from err
         names = [clip_name(w, s) for w, s in planned]
         missing = [n for n in names if not (tmp / n).is_file()]
         if missing:
@@ -164,7 +174,7 @@ def generate_spoken_digits(root: Path, num_speakers: int, seed: int) -> None:
             "num_speakers": num_speakers,
             "seed": seed,
             "sample_rate": 16000,
-            "words": list(WORDS),
+            "words": list(words),
             "speakers": speakers,
             "files": {n: _md5(tmp / n) for n in sorted(names)},  # the plan, not what is there
         }
@@ -174,8 +184,15 @@ def generate_spoken_digits(root: Path, num_speakers: int, seed: int) -> None:
         shutil.rmtree(tmp, ignore_errors=True)  # gone already when it was moved in place
 
 
-def ensure_spoken_digits(root: Path, num_speakers: int, seed: int) -> Path:
-    """Generate the spoken digits unless an intact cache for these settings exists. Safe when
+def generate_spoken_digits(root: Path, num_speakers: int, seed: int) -> None:
+    """The spoken digits (see :func:`generate_spoken_words`)."""
+    generate_spoken_words(root, num_speakers, seed)
+
+
+def ensure_spoken_words(
+    root: Path, num_speakers: int, seed: int, words=WORDS, tag: str = "digits"
+) -> Path:
+    """Generate the spoken words unless an intact cache for these settings exists. Safe when
     several processes ask at once: one generates under the cache's lock, the others wait and
     then find it intact."""
     root = Path(root)
@@ -183,19 +200,24 @@ def ensure_spoken_digits(root: Path, num_speakers: int, seed: int) -> Path:
 
     def intact() -> Path | None:
         nonlocal problem
-        problem = _cache_problem(root, num_speakers, seed)
+        problem = _cache_problem(root, num_speakers, seed, words)
         return root if problem is None else None
 
     def generate() -> Path:
         if root.exists():
             warnings.warn(
-                f"spoken-digits cache at {root} is damaged or stale ({problem}); regenerating it",
+                f"spoken-{tag} cache at {root} is damaged or stale ({problem}); regenerating it",
                 stacklevel=3,
             )
-        generate_spoken_digits(root, num_speakers, seed)
+        generate_spoken_words(root, num_speakers, seed, words, tag)
         return root
 
     return load_or_build(root, intact, generate)
+
+
+def ensure_spoken_digits(root: Path, num_speakers: int, seed: int) -> Path:
+    """The spoken digits' cache at ``root`` (see :func:`ensure_spoken_words`)."""
+    return ensure_spoken_words(root, num_speakers, seed)
 
 
 # ----------------------------------------------------------------------------------- splits
@@ -209,3 +231,29 @@ def digits_split(
         "image": TensorLabeledDataset("image", images[idx].float().div(255.0), labels[idx]),
         "audio": SpeechCommandsClips(audio_root, split, WORDS, name="embedded spoken digits"),
     }
+
+
+# ------------------------------------------------------------------- the transfer set
+COMMAND_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+
+
+def spoken_commands_split(
+    data_dir: Path,
+    split: str,
+    words=None,
+    num_speakers: int = 60,
+    generation_seed: int = 1,
+) -> SpeechCommandsClips:
+    """One split of the embedded spoken commands, generated on first use under
+    ``<data_dir>/spoken_commands_s<seed>_n<speakers>/`` (60 talkers x 10 words, 42 / 9 / 9
+    talkers per split; seed 1, so not the digits' default talkers). ``words`` (a subset of
+    :data:`COMMAND_WORDS`) are labelled by their position in it."""
+    words = list(words or COMMAND_WORDS)
+    if num_speakers < MIN_SPEAKERS or not set(words) <= set(COMMAND_WORDS):
+        raise ConfigError(
+            f"spoken commands: num_speakers must be at least {MIN_SPEAKERS} (got "
+            f"{num_speakers}) and the words among {COMMAND_WORDS} (got {words})"
+        )
+    root = Path(data_dir) / f"spoken_commands_s{generation_seed}_n{num_speakers}"
+    ensure_spoken_words(root, num_speakers, generation_seed, COMMAND_WORDS, "commands")
+    return SpeechCommandsClips(root, split, words, name="embedded spoken commands")

@@ -17,7 +17,10 @@ from pathlib import Path
 
 from assoc_lightning.data.datasets.audioset import AudioSetClips
 from assoc_lightning.data.datasets.base import LabeledDataset
+from assoc_lightning.data.datasets.dcase2018 import DCASE2018Segments
+from assoc_lightning.data.datasets.digits import spoken_commands_split
 from assoc_lightning.data.datasets.gtsrb import GTSRBImages, download_gtsrb
+from assoc_lightning.data.datasets.kinetics import open_kinetics
 from assoc_lightning.data.datasets.mnist import (
     FashionMNISTImages,
     MNISTImages,
@@ -69,6 +72,23 @@ DATASETS: dict[str, DatasetInfo] = {
         ),
         DatasetInfo("tidigits", "audio", _tidigits),  # licensed (LDC93S10)
         DatasetInfo("audioset", "audio", lambda r, s, c, o: AudioSetClips(r, s, **o)),
+        # Kinetics-400 middle frames / middle 2 s of audio, read from the shards that
+        # `assoc extract kinetics` writes (options: shards_dir, access: random | stream, ...)
+        DatasetInfo(
+            "kinetics_audio", "audio", lambda r, s, c, o: open_kinetics(r, s, "audio", **o)
+        ),
+        DatasetInfo(
+            "kinetics_image", "image", lambda r, s, c, o: open_kinetics(r, s, "image", **o)
+        ),
+        # from Zenodo, fetched by the user (the not-found error says where)
+        DatasetInfo("dcase2018", "audio", lambda r, s, c, o: DCASE2018Segments(r, s, **o)),
+        # the embedded transfer set: synthesized "yes".."go", generated on first use
+        DatasetInfo(
+            "spoken_commands",
+            "audio",
+            lambda r, s, c, o: spoken_commands_split(r, s, c, **o),
+            classes_by_name=True,
+        ),
     )
 }
 

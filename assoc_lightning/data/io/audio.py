@@ -44,25 +44,48 @@ def fit_length(wave: torch.Tensor, num_samples: int, mode: str = "pad") -> torch
     return out
 
 
+def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
+    """``(frames, sample rate, channels)`` from a file's header, without reading its samples
+    (to count a long clip's segments); an unreadable or empty file raises
+    :class:`DatasetCorruptError` naming it."""
+    try:
+        info = sf.info(str(path))
+    except Exception as err:  # soundfile raises several types for bad files
+        raise DatasetCorruptError(
+            path, "a readable audio file", f"{type(err).__name__}: {err}"
+        ) from err
+    if info.frames <= 0:
+        raise DatasetCorruptError(path, "at least one audio frame", "an empty file")
+    return int(info.frames), int(info.samplerate), int(info.channels)
+
+
 def read_audio(
     path: str | os.PathLike,
     sample_rate: int,
     num_samples: int | None = None,
     fit: str = "pad",
     resample_rate: bool = True,
+    offset_seconds: float = 0.0,
+    channel: int | None = None,
 ) -> torch.Tensor:
     """A mono float32 waveform at ``sample_rate``, fitted to ``num_samples`` (``None``: as is).
 
-    Channels are averaged. A file at another rate is resampled with torchaudio, or, with
-    ``resample_rate=False`` (datasets whose format fixes the rate, e.g. Speech Commands),
-    rejected as corrupt. Only the frames the output needs are read. Unreadable or empty files
-    raise :class:`DatasetCorruptError` naming the file.
+    Channels are averaged, or ``channel`` (0-based) is kept. A file at another rate is
+    resampled with torchaudio, or, with ``resample_rate=False`` (datasets whose format fixes
+    the rate, e.g. Speech Commands), rejected as corrupt. Reading starts ``offset_seconds``
+    into the file (segments of long clips, e.g. DCASE's 2-s pieces of 10-s scenes); only the
+    frames the output needs are read. Unreadable or empty files raise
+    :class:`DatasetCorruptError` naming the file.
     """
     try:
         with sf.SoundFile(path) as f:
             rate = f.samplerate
             if rate != sample_rate and not resample_rate:
                 raise DatasetCorruptError(path, f"{sample_rate} Hz audio", f"{rate} Hz")
+            if channel is not None and not 0 <= channel < f.channels:
+                raise DatasetCorruptError(path, f"a channel {channel}", f"{f.channels} channel(s)")
+            if offset_seconds > 0:
+                f.seek(min(int(round(offset_seconds * rate)), f.frames))
             frames = -1
             if num_samples is not None and fit == "pad":
                 # what the output needs, plus 10 ms so the resampler's filter sees real context
@@ -76,5 +99,6 @@ def read_audio(
         ) from err
     if data.shape[0] == 0:
         raise DatasetCorruptError(path, "at least one audio frame", "an empty file")
-    wave = resample(torch.from_numpy(data.mean(axis=1)), rate, sample_rate)
+    mono = data.mean(axis=1) if channel is None else np.ascontiguousarray(data[:, channel])
+    wave = resample(torch.from_numpy(mono), rate, sample_rate)
     return wave if num_samples is None else fit_length(wave, num_samples, fit)

@@ -14,6 +14,7 @@ from assoc_lightning.eval.callbacks.modality import ModalityClassifierCallback
 from assoc_lightning.eval.callbacks.recognition import CrossModalRecognitionCallback
 from assoc_lightning.eval.callbacks.retrieval import RetrievalCallback
 from assoc_lightning.eval.callbacks.suite import EvaluationSuite
+from assoc_lightning.eval.callbacks.transfer import TransferEvalCallback
 from assoc_lightning.eval.callbacks.tsne import TSNEPlotCallback
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "RetrievalCallback",
     "TSNEPlotCallback",
     "TrainBankEvalCallback",
+    "TransferEvalCallback",
 ]

@@ -9,6 +9,7 @@ from assoc_lightning.eval.callbacks.base import EmbeddingEvalCallback, FeatureCa
 from assoc_lightning.eval.callbacks.knn import KNNCallback
 from assoc_lightning.eval.callbacks.linear_probe import LinearProbeCallback
 from assoc_lightning.eval.callbacks.retrieval import RetrievalCallback
+from assoc_lightning.eval.callbacks.transfer import TransferEvalCallback
 
 
 class EvaluationSuite(Callback):
@@ -26,6 +27,8 @@ class EvaluationSuite(Callback):
         retrieval: audio<->image retrieval on fixed pairs (``None``: off).
         extra: further evaluations, e.g. the IG paper's ``ClusterPurityCallback`` or the VAE
             paper's ``CrossModalRecognitionCallback``; they run after the three above.
+        transfer: kNN and linear probe on other data sets than the run's ("pretrain on X,
+            evaluate on Y"), one ``TransferEvalCallback`` each; they run last.
     """
 
     # Lazy instances as defaults (jsonargparse's way): `--print_config` shows each child's
@@ -37,16 +40,18 @@ class EvaluationSuite(Callback):
         linear_probe: LinearProbeCallback | None = lazy_instance(LinearProbeCallback),  # noqa: B008
         retrieval: RetrievalCallback | None = lazy_instance(RetrievalCallback),  # noqa: B008
         extra: list[EmbeddingEvalCallback] | None = None,
+        transfer: list[TransferEvalCallback] | None = None,
     ) -> None:
         self.knn, self.linear_probe, self.retrieval = knn, linear_probe, retrieval
         self.extra = list(extra or [])
+        self.transfer = list(transfer or [])
         self.cache = FeatureCache()
 
     @property
     def parts(self) -> list[EmbeddingEvalCallback]:
         """The evaluations that run, in order."""
         shared = [self.knn, self.linear_probe, self.retrieval]
-        return [p for p in shared if p is not None] + self.extra
+        return [p for p in shared if p is not None] + self.extra + self.transfer
 
     def on_validation_epoch_end(self, trainer, pl_module):
         for part in self.parts:

@@ -11,17 +11,16 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def linear_probe_accuracy(
+def fit_linear_probe(
     train: np.ndarray,
     train_labels: np.ndarray,
-    test: np.ndarray,
-    test_labels: np.ndarray,
     val: np.ndarray | None = None,
     val_labels: np.ndarray | None = None,
     c_grid: Sequence[float] = (0.01, 0.1, 1.0, 10.0),
     max_iter: int = 1000,
-) -> tuple[float, float]:
-    """Test top-1 of the probe and the C used (best on val; the middle of the grid without val)."""
+):
+    """The fitted probe (a scikit-learn pipeline) and its C: best on val, the middle of the
+    grid without val."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -35,8 +34,21 @@ def linear_probe_accuracy(
         models = {c: fit(c) for c in grid}
         scores = [models[c].score(np.asarray(val, np.float64), val_labels) for c in grid]
         best_c = grid[int(np.argmax(scores))]
-        model = models[best_c]
-    else:
-        best_c = grid[len(grid) // 2]
-        model = fit(best_c)
+        return models[best_c], best_c
+    best_c = grid[len(grid) // 2]
+    return fit(best_c), best_c
+
+
+def linear_probe_accuracy(
+    train: np.ndarray,
+    train_labels: np.ndarray,
+    test: np.ndarray,
+    test_labels: np.ndarray,
+    val: np.ndarray | None = None,
+    val_labels: np.ndarray | None = None,
+    c_grid: Sequence[float] = (0.01, 0.1, 1.0, 10.0),
+    max_iter: int = 1000,
+) -> tuple[float, float]:
+    """Test top-1 of the probe and the C used (best on val; the middle of the grid without val)."""
+    model, best_c = fit_linear_probe(train, train_labels, val, val_labels, c_grid, max_iter)
     return float(model.score(np.asarray(test, np.float64), test_labels)), best_c

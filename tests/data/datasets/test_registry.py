@@ -16,8 +16,14 @@ def test_every_dataset_is_named_once_with_its_modality():
         "speech_commands": "audio",
         "tidigits": "audio",
         "audioset": "audio",
+        "dcase2018": "audio",
+        "spoken_commands": "audio",
+        "kinetics_audio": "audio",
+        "kinetics_image": "image",
     }
-    assert [n for n, i in registry.DATASETS.items() if i.classes_by_name] == ["speech_commands"]
+    by_name = [n for n, i in registry.DATASETS.items() if i.classes_by_name]
+    assert by_name == ["speech_commands", "spoken_commands"]
+    assert registry.DATASETS["dcase2018"].download is None  # from Zenodo, by the user
     assert registry.DATASETS["tidigits"].download is None  # licensed: never fetched
 
 
