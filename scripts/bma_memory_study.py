@@ -132,6 +132,7 @@ def main() -> None:
                 "--trainer.logger.init_args.save_dir", str(args.save_dir),
                 "--trainer.logger.init_args.name", name,
                 "--trainer.enable_progress_bar", "false",
+                "--trainer.check_val_every_n_epoch", "100",  # test numbers only
                 "--eval.retrieval", "null",
                 *over, *args.extra,
             ]  # fmt: skip

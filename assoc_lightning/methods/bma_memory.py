@@ -31,8 +31,9 @@ Where the paper is silent, our choices (also in docs/methods.md), each an argume
 5. SpecAugment: 2 frequency masks <= 20 bins, 2 time masks <= 25 frames, no warping.
 6. No weight decay and a constant learning rate (``weight_decay``, ``lr_schedule``).
 7. Unpaired samples per step: one unpaired batch of the datamodule's batch size per stream.
-8. Log-mel: 22.05 kHz, 20-ms window, 10-ms hop, 150 mels, log(x + 1e-6), global
-   standardization (``nn/audio_frontend.py``); [B, 1, mels, frames].
+8. Log-mel: 22.05 kHz, 20-ms window zero-padded to 1024 points (at 512, 6 of 150 mel filters
+   are empty), 10-ms hop, 150 mels, log(x + 1e-6), global standardization
+   (``nn/audio_frontend.py``); [B, 1, mels, frames].
 9. The frame paired with each 2-s sound is the datamodule's choice (ACIVW: the middle one).
 10. Linear probe: the evaluation suite's (docs/evaluation.md).
 11. Memories N(0, 1) (``memory_init_std``).
@@ -126,7 +127,7 @@ class BMAMemory(AssociativeMethod):
         image_weights: str | None = None,
         width: int = 64,
         sample_rate: int = 22050,
-        n_fft: int = 512,
+        n_fft: int = 1024,
         win_ms: float = 20.0,
         hop_ms: float = 10.0,
         n_mels: int = 150,

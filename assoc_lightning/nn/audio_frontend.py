@@ -162,7 +162,7 @@ class LogMelSpectrogram(nn.Module):
     def __init__(
         self,
         sample_rate: int = 22050,
-        n_fft: int = 512,
+        n_fft: int = 1024,
         win_ms: float = 20.0,
         hop_ms: float = 10.0,
         n_mels: int = 150,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from assoc_lightning.cli import main
 from assoc_lightning.methods.bma_memory import BMAMemory
+from tests.conftest import ROOT
 
 TINY = dict(
     num_slots=8, width=4, proj_hidden=32, proj_dim=8, image_channels=1, image_size=16,
@@ -107,3 +109,25 @@ def test_a_few_steps_lower_the_paired_loss():
         loss.backward()
         opt.step()
     assert loss.item() < first - 0.3
+
+
+PAPER = sorted((ROOT / "experiments/paper").glob("bma_*.yaml"))
+
+
+def test_paper_configs_exist():
+    assert {p.stem for p in PAPER} == {
+        "bma_acivw_kinetics_sound", "bma_acivw_unpaired_images", "bma_acivw_dcase",
+        "bma_acivw_20pct",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("config", PAPER, ids=lambda p: p.stem)
+def test_paper_configs_say_which_dataset_is_missing(config, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(
+            ["fit", "--config", str(config), "--data.init_args.data_dir", str(tmp_path),
+             "--trainer.logger.init_args.save_dir", str(tmp_path / "runs")]
+        )  # fmt: skip
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "dataset not found" in err and "ACIVW" in err
