@@ -64,3 +64,58 @@ def save_grid(rows: list[torch.Tensor], path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(grid(rows), path)
+
+
+def heatmap_overlays(
+    images: torch.Tensor,
+    heat: torch.Tensor,
+    path: Path,
+    gt_maps: torch.Tensor | None = None,
+    boxes: list[list[tuple[float, float, float, float]]] | None = None,
+    titles: list[str] | None = None,
+    alpha: float = 0.5,
+) -> None:
+    """Localization examples to ``path``: per column an image (top) and its heat map, min-max
+    scaled, jet-coloured and blended over it with weight ``alpha`` (bottom).
+
+    ``images``: ``[N, 3, H, W]`` uint8, or floats (min-max scaled per image); ``heat``:
+    ``[N, h, w]``, resized bilinearly to the image. Ground truth, drawn on both rows:
+    ``gt_maps`` ``[N, H', W']`` as contours (dashed: one annotator, ``g`` >= 0.25; solid:
+    consensus, ``g`` >= 0.75), ``boxes`` as rectangles ``(xmin, ymin, xmax, ymax)`` in image
+    pixels. Headless (Agg).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from assoc_lightning.eval.metrics.localization import min_max, resize_maps
+
+    n, _, h, w = images.shape
+    if images.dtype == torch.uint8:
+        pics = images.double() / 255.0
+    else:
+        pics = min_max(images.double().flatten(1, 2)).view(n, 3, h, w)  # per image
+    pics = pics.permute(0, 2, 3, 1).numpy()
+    jet = plt.get_cmap("jet")(min_max(resize_maps(heat, (h, w))).numpy())[..., :3]
+    blended = (1 - alpha) * pics + alpha * jet
+    gts = resize_maps(gt_maps, (h, w)).numpy() if gt_maps is not None else None
+    fig, axes = plt.subplots(2, n, figsize=(2.2 * n, 4.6), squeeze=False)
+    for i in range(n):
+        for row, picture in enumerate((pics[i], blended[i])):
+            ax = axes[row, i]
+            ax.imshow(np.clip(picture, 0, 1), extent=(0, w, h, 0))
+            if gts is not None and gts[i].max() > 0:
+                ax.contour(
+                    np.arange(w) + 0.5, np.arange(h) + 0.5, gts[i], levels=[0.25, 0.75],
+                    colors="white", linestyles=["dashed", "solid"], linewidths=1,
+                )  # fmt: skip
+            for x0, y0, x1, y1 in boxes[i] if boxes else []:
+                ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="lime", lw=1))
+            ax.set_axis_off()
+        if titles:
+            axes[0, i].set_title(titles[i], fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)

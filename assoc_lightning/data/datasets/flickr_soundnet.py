@@ -2,7 +2,9 @@
 
 Images are uint8 ``[3, S, S]`` (shorter side resized bicubically, centre crop), sounds mono
 float32 at ``sample_rate`` looped when shorter than ``clip_seconds`` (as LVS does), then
-cropped. Missing and corrupt files: see ``data/datasets/av_pairs.py``.
+cropped. Missing and corrupt files: see ``data/datasets/av_pairs.py``. The Senocak boxes
+(``Annotations/<id>.xml``) of a pair: :meth:`FlickrSoundNetPairs.boxes`; with ``gt_map=True``
+each item also carries their consensus map (``gt_map``, see ``data/io/boxes.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 from assoc_lightning.data.datasets.av_pairs import AVPairs, warn_missing
 from assoc_lightning.data.errors import DatasetNotFoundError
 from assoc_lightning.data.io.audio import read_audio
+from assoc_lightning.data.io.boxes import Box, consensus_map, read_senocak_boxes
 from assoc_lightning.data.io.image import open_image, resize_center_crop
 from assoc_lightning.errors import ConfigError
 
@@ -27,6 +30,8 @@ LVS 250-pair test (hche11/Localizing-Visual-Sounds-the-Hard-Way):
 Senocak et al. annotated set:
   <root>/flickr_soundnet/Dataset/Data/<sub>/<id>.jpg + <id>.wav
   <root>/flickr_soundnet/test_list.txt (or Dataset/test_list.txt; entries <id>.jpg)
+Sound-source boxes (localization): <root>/flickr_soundnet/Annotations/<id>.xml
+  (or Dataset/Annotations/<id>.xml)
 (or <root> itself is the flickr_soundnet folder)"""
 FLICKR_HOW_TO_GET = (
     "Senocak et al., 'Learning to Localize Sound Source in Visual Scenes' (CVPR 2018): "
@@ -55,6 +60,14 @@ def find_flickr(root: str | os.PathLike, layout: str = "auto") -> tuple[str, Pat
 def senocak_data_dir(base: Path) -> Path | None:
     """``Dataset/Data`` or ``Data`` under ``base``, if present."""
     for d in (base / "Dataset" / "Data", base / "Data"):
+        if d.is_dir():
+            return d
+    return None
+
+
+def annotations_dir(base: Path) -> Path | None:
+    """``Annotations`` or ``Dataset/Annotations`` under ``base`` (the Senocak XML boxes)."""
+    for d in (base / "Annotations", base / "Dataset" / "Annotations"):
         if d.is_dir():
             return d
     return None
@@ -100,8 +113,12 @@ class FlickrSoundNetPairs(AVPairs):
         clip_seconds: audio length; shorter sounds are looped (LVS loops to 20 s), longer
             ones cropped.
         skip_corrupt: skip unreadable files (counted, warned) instead of raising.
+        gt_map: items also carry ``gt_map``, float32 ``[image_size, image_size]``, the
+            consensus map of the pair's boxes (all zeros for a pair without an XML file);
+            needs an ``Annotations`` folder.
 
-    Attributes: ``ids``, ``images``, ``sounds`` (paths per pair), ``layout``, ``num_missing``.
+    Attributes: ``ids``, ``images``, ``sounds`` (paths per pair), ``layout``, ``num_missing``,
+    ``annotations`` (the XML folder or None).
     """
 
     def __init__(
@@ -113,6 +130,7 @@ class FlickrSoundNetPairs(AVPairs):
         sample_rate: int = 48000,
         clip_seconds: float = 10.0,
         skip_corrupt: bool = True,
+        gt_map: bool = False,
     ) -> None:
         if subset not in ("list", "all"):
             raise ConfigError(f"subset must be 'list' or 'all', got {subset!r}")
@@ -140,6 +158,30 @@ class FlickrSoundNetPairs(AVPairs):
         self.sounds = [wavs[i] for i in ids]
         super().__init__([0] * len(ids), ids, image_size, sample_rate, clip_seconds, skip_corrupt)
         warn_missing(f"Flickr-SoundNet ({self.layout})", self.num_missing, len(ids), self.base)
+        self.annotations = annotations_dir(self.base)
+        self.with_gt_map = gt_map
+        if gt_map and self.annotations is None:
+            raise DatasetNotFoundError(
+                FLICKR_NAME, self.base, FLICKR_LAYOUT, FLICKR_HOW_TO_GET,
+                missing="Annotations/<id>.xml (the boxes that gt_map=True needs)",
+            )  # fmt: skip
+
+    def boxes(self, index: int) -> list[list[Box]]:
+        """Pair ``index``'s boxes per annotator, on the 256 x 256 annotation frame (``[]``
+        without an XML file)."""
+        path = self.annotations / f"{self.ids[index]}.xml" if self.annotations else None
+        return read_senocak_boxes(path) if path is not None and path.is_file() else []
+
+    def gt_map(self, index: int) -> torch.Tensor:
+        """Consensus map of pair ``index``'s boxes on the item's image grid (square frames:
+        the boxes are scaled from 256 to ``image_size``, as LVS scales them to 224)."""
+        return consensus_map(self.boxes(index), self.image_size)
+
+    def read(self, index: int) -> dict:
+        pair = super().read(index)
+        if self.with_gt_map:  # from the row actually read, like the image and the sound
+            pair["gt_map"] = self.gt_map(index)
+        return pair
 
     def read_image(self, index: int) -> torch.Tensor:
         return resize_center_crop(open_image(self.images[index]), self.image_size)

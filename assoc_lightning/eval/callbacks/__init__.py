@@ -10,6 +10,7 @@ from assoc_lightning.eval.callbacks.base import (
 from assoc_lightning.eval.callbacks.cluster_purity import ClusterPurityCallback
 from assoc_lightning.eval.callbacks.knn import KNNCallback
 from assoc_lightning.eval.callbacks.linear_probe import LinearProbeCallback
+from assoc_lightning.eval.callbacks.localization import LocalizationCallback
 from assoc_lightning.eval.callbacks.modality import ModalityClassifierCallback
 from assoc_lightning.eval.callbacks.recognition import CrossModalRecognitionCallback
 from assoc_lightning.eval.callbacks.retrieval import RetrievalCallback
@@ -25,6 +26,7 @@ __all__ = [
     "FeatureCache",
     "KNNCallback",
     "LinearProbeCallback",
+    "LocalizationCallback",
     "ModalityClassifierCallback",
     "RetrievalCallback",
     "TSNEPlotCallback",

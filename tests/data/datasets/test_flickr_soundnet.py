@@ -52,3 +52,27 @@ def test_flickr_senocak_list_and_all(tmp_path):
         DatasetNotFoundError, match=r"(?s)expected layout.*Localizing-Visual-Sounds"
     ):
         FlickrSoundNetPairs(tmp_path, layout="lvs")
+
+
+def test_flickr_senocak_boxes_and_gt_map_items(tmp_path):
+    from assoc_lightning.data.io.boxes import Box
+    from tests.fixtures.senocak_xml import write_senocak_xml
+
+    make_senocak(tmp_path)
+    annotations = tmp_path / "Dataset" / "Annotations"
+    write_senocak_xml(annotations / "2002.xml", [[(0, 0, 128, 256)], [(0, 0, 128, 128)]])
+    with pytest.warns(UserWarning, match="1 of 3 listed"):
+        ds = FlickrSoundNetPairs(tmp_path, image_size=SIZE, sample_rate=OUT_SR, gt_map=True)
+    assert ds.annotations == annotations and ds.ids == ["2002", "2001"]
+    assert ds.boxes(0) == [[Box(0, 0, 128, 256, "object")], [Box(0, 0, 128, 128, "object")]]
+    assert ds.boxes(1) == []  # 2001 has no XML
+    g = ds[0]["gt_map"]  # 256 -> SIZE: left half 0.5, its top half 1
+    assert g.shape == (SIZE, SIZE) and g[0, 0] == 1.0 and g[-1, 0] == 0.5 and g[0, -1] == 0.0
+    assert torch.equal(ds[1]["gt_map"], torch.zeros(SIZE, SIZE))
+    assert "gt_map" not in ds.view("image")[0]
+    with pytest.warns(UserWarning, match="1 of 3 listed"):
+        plain = FlickrSoundNetPairs(tmp_path, image_size=SIZE, sample_rate=OUT_SR)
+    assert "gt_map" not in plain[0] and plain.boxes(0) == ds.boxes(0)
+    make_lvs(tmp_path / "lvs")
+    with pytest.raises(DatasetNotFoundError, match="Annotations"), pytest.warns(UserWarning):
+        FlickrSoundNetPairs(tmp_path / "lvs", gt_map=True)
