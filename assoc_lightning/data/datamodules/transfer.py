@@ -8,6 +8,8 @@ and no training loader: it is named under ``eval.transfer``, never as the run's 
 
 from __future__ import annotations
 
+import copy
+
 from torch.utils.data import Dataset
 
 from assoc_lightning.data.base import AssocDataModule
@@ -95,6 +97,15 @@ class TransferDataModule(AssocDataModule):
                 setattr(self, name, value)
                 if name == "data_dir":
                     self._opened = {}
+
+    def for_fold(self, fold: int) -> TransferDataModule:
+        """This transfer set with the opener's ``fold`` option set to ``fold`` (the transfer
+        evaluation's ``folds`` evaluates one copy per fold, e.g. ESC-50's five); what follows
+        the run's datamodule still does."""
+        other = copy.copy(self)
+        other.options = {**self.options, "fold": fold}
+        other._follow, other._opened = dict(self._follow), {}
+        return other
 
     @property
     def num_classes(self) -> int:

@@ -17,8 +17,10 @@ from pathlib import Path
 
 from assoc_lightning.data.datasets.audioset import AudioSetClips
 from assoc_lightning.data.datasets.base import LabeledDataset
+from assoc_lightning.data.datasets.dcase2013 import DCASE2013Subclips
 from assoc_lightning.data.datasets.dcase2018 import DCASE2018Segments
 from assoc_lightning.data.datasets.digits import spoken_commands_split
+from assoc_lightning.data.datasets.esc50 import ESC50Clips
 from assoc_lightning.data.datasets.gtsrb import GTSRBImages, download_gtsrb
 from assoc_lightning.data.datasets.kinetics import open_kinetics
 from assoc_lightning.data.datasets.mnist import (
@@ -82,6 +84,10 @@ DATASETS: dict[str, DatasetInfo] = {
         ),
         # from Zenodo, fetched by the user (the not-found error says where)
         DatasetInfo("dcase2018", "audio", lambda r, s, c, o: DCASE2018Segments(r, s, **o)),
+        # the DMC paper's ESC-50 (GitHub zip) and DCASE 2013 scenes, fetched by the user;
+        # options: fold 1..5 (test; the others train + val), sample_rate, ...
+        DatasetInfo("esc50", "audio", lambda r, s, c, o: ESC50Clips(r, s, **o)),
+        DatasetInfo("dcase2013", "audio", lambda r, s, c, o: DCASE2013Subclips(r, s, **o)),
         # the embedded transfer set: synthesized "yes".."go", generated on first use
         DatasetInfo(
             "spoken_commands",

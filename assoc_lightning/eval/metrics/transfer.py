@@ -4,7 +4,12 @@ frozen features, at segment level and, for clips cut into segments, at clip leve
 Clip level (the DCASE protocol for 10-s scenes cut into 2-s segments): each clip's segment
 scores are averaged before the argmax: the kNN vote fractions (with one k, the same as summing
 the vote counts, which is what is done, so ties stay exact) or the probe's class
-probabilities. Ties go to the lowest class. A clip's label is its segments' most common one.
+probabilities (the linear SVM's decision scores). Ties go to the lowest class. A clip's label
+is its segments' most common one.
+
+The linear classifier is the logistic-regression probe (the default) or, as the DMC / SoundNet
+protocol on ESC-50 and DCASE, a linear SVM (scikit-learn ``LinearSVC`` on standardized
+features, C chosen on val the same way).
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import torch
 
 from assoc_lightning.eval.metrics.knn import majority_select_k, majority_vote, topk_neighbors
 from assoc_lightning.eval.metrics.linear_probe import fit_linear_probe
+
+CLASSIFIERS = ("logistic", "linear_svm")
 
 
 def vote_counts(neighbor_labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -82,15 +89,60 @@ def linear_transfer(
     c_grid: Sequence[float],
     max_iter: int,
     test_clips: np.ndarray | None = None,
+    classifier: str = "logistic",
 ) -> dict[str, float]:
-    """The linear probe (``metrics/linear_probe.py``): ``linear_top1`` and, from the mean
-    class probabilities of each clip's segments, ``linear_clip_top1``."""
-    model, _ = fit_linear_probe(train, train_labels, val, val_labels, c_grid, max_iter)
+    """The linear probe (``metrics/linear_probe.py``) or, with ``classifier="linear_svm"``,
+    :func:`fit_linear_svm`: ``linear_top1`` and, from the mean class probabilities (SVM:
+    decision scores) of each clip's segments, ``linear_clip_top1``."""
+    if classifier not in CLASSIFIERS:
+        raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {classifier!r}")
+    fit = fit_linear_probe if classifier == "logistic" else fit_linear_svm
+    model, _ = fit(train, train_labels, val, val_labels, c_grid, max_iter)
     test = np.asarray(test, np.float64)
     out = {"linear_top1": float(model.score(test, test_labels))}
     if test_clips is not None:
-        classes = model.classes_  # the probe knows only the classes it was trained on
-        probs = np.zeros((len(test), int(max(classes.max(), test_labels.max())) + 1))
-        probs[:, classes] = model.predict_proba(test)
-        out["linear_clip_top1"] = clip_accuracy(probs, test_labels, test_clips)
+        classes = model.classes_  # the classifier knows only the classes it was trained on
+        width = int(max(classes.max(), test_labels.max())) + 1
+        if classifier == "logistic":
+            scores = np.zeros((len(test), width))
+            scores[:, classes] = model.predict_proba(test)
+        else:  # classes never trained on score -inf, so the argmax never picks them
+            scores = np.full((len(test), width), -np.inf)
+            scores[:, classes] = svm_scores(model, test)
+        out["linear_clip_top1"] = clip_accuracy(scores, test_labels, test_clips)
     return out
+
+
+def fit_linear_svm(
+    train: np.ndarray,
+    train_labels: np.ndarray,
+    val: np.ndarray | None = None,
+    val_labels: np.ndarray | None = None,
+    c_grid: Sequence[float] = (0.01, 0.1, 1.0, 10.0),
+    max_iter: int = 1000,
+):
+    """A linear SVM (one-vs-rest ``LinearSVC``, squared hinge, seeded) on standardized
+    features, and its C: best on val (ties to the first C of the grid), the middle of the
+    grid without val, as :func:`fit_linear_probe`."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    def fit(c: float):
+        svm = LinearSVC(C=c, max_iter=max_iter, random_state=0)
+        return make_pipeline(StandardScaler(), svm).fit(np.asarray(train, np.float64), train_labels)
+
+    grid = list(c_grid)
+    if val is not None and len(grid) > 1:
+        models = {c: fit(c) for c in grid}
+        scores = [models[c].score(np.asarray(val, np.float64), val_labels) for c in grid]
+        best_c = grid[int(np.argmax(scores))]
+        return models[best_c], best_c
+    best_c = grid[len(grid) // 2]
+    return fit(best_c), best_c
+
+
+def svm_scores(model, x: np.ndarray) -> np.ndarray:
+    """Decision scores ``[N, len(classes_)]`` (a two-class SVM's one score as ``-s, s``)."""
+    scores = model.decision_function(np.asarray(x, np.float64))
+    return np.stack([-scores, scores], 1) if scores.ndim == 1 else scores

@@ -17,6 +17,8 @@ def test_every_dataset_is_named_once_with_its_modality():
         "tidigits": "audio",
         "audioset": "audio",
         "dcase2018": "audio",
+        "esc50": "audio",
+        "dcase2013": "audio",
         "spoken_commands": "audio",
         "kinetics_audio": "audio",
         "kinetics_image": "image",
