@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat constraints.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test test-ddp lint format bench ig-sweep cmcr-ablation reproduce-table1 docker clean
+.PHONY: install run test test-ddp lint format bench ig-sweep cmcr-ablation bma-study reproduce-table1 docker clean
 
 install: $(STAMP)
 
@@ -38,6 +38,11 @@ ig-sweep: install
 cmcr-ablation: install
 	$(BIN)/python scripts/cmcr_ablation.py --rows all
 
+# BMA-Memory: paired vs +unpaired sounds vs +unpaired images (3 seeds) and the memory sweep
+# on the embedded digits -> results/bma_memory.md (14 runs, ~45 min on 2 CPU cores)
+bma-study: install
+	$(BIN)/python scripts/bma_memory_study.py
+
 # Every experiments/*.yaml on the embedded default, same evaluation -> results/table1.{md,csv}
 reproduce-table1: install
 	for cfg in experiments/*.yaml; do \
@@ -49,6 +54,7 @@ reproduce-table1: install
 bench: install
 	$(BIN)/python bench/knn_retrieval.py
 	$(BIN)/python bench/cmcr_training.py
+	$(BIN)/python bench/bma_memory.py
 
 docker:
 	docker build -t assoc_lightning .
