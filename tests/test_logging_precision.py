@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 import yaml
@@ -33,7 +35,14 @@ def test_wandb_config_composes_offline_one_run_with_config(digits_dir, tmp_path,
     wandb.finish()  # flush the offline run (a CLI process does this at exit)
     runs = list((tmp_path / "runs" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1  # one wandb run for the job
-    record = next(runs[0].glob("run-*.wandb")).read_bytes()  # the offline run's record log
+    # the offline run's record log; wandb's service process may still be flushing it after
+    # finish() returns on a loaded machine (seen once: 7 bytes read), so wait for it a little
+    deadline = time.monotonic() + 30
+    while True:
+        record = b"".join(p.read_bytes() for p in runs[0].glob("run-*.wandb"))
+        if b"config_yaml" in record or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert b"config_yaml" in record and b"IGEmbedding" in record  # resolved config pushed
     saved = yaml.safe_load(
         (tmp_path / "runs" / "ig_embedding" / "version_0" / "config.yaml").read_text()
