@@ -196,3 +196,50 @@ class LogMelSpectrogram(nn.Module):
         if self.norm == "utterance":
             return standardize(spec, dim=-1)
         return spec
+
+
+class VGGishLogMel(nn.Module):
+    """VGGish's log-mel front-end as one-channel images ``[B, 1, frames, 64]`` (DMC).
+
+    16 kHz mono, 25-ms periodic-Hann frames (400 samples) every 10 ms in a 512-point FFT,
+    magnitude spectrum, 64 HTK-mel bands over 125-7500 Hz (torchaudio's triangles), then
+    log(mel + 0.01). Frames are not centred (``snip_edges``, as VGGish). ``num_frames``
+    centre-crops or zero-pads the time axis: 96 is one VGGish example (0.96 s), DMC's audio
+    subnet reads 496 (4.96 s); ``None`` keeps every frame.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        win_ms: float = 25.0,
+        hop_ms: float = 10.0,
+        n_mels: int = 64,
+        f_min: float = 125.0,
+        f_max: float = 7500.0,
+        offset: float = 0.01,
+        num_frames: int | None = 96,
+    ) -> None:
+        super().__init__()
+        from torchaudio.functional import melscale_fbanks
+
+        self.win = int(round(sample_rate * win_ms / 1000))
+        self.hop = int(round(sample_rate * hop_ms / 1000))
+        self.n_fft = 1 << math.ceil(math.log2(self.win))
+        self.offset, self.num_frames = offset, num_frames
+        self.register_buffer("window", torch.hann_window(self.win, periodic=True), persistent=False)
+        banks = melscale_fbanks(
+            self.n_fft // 2 + 1, f_min, f_max, n_mels, sample_rate, norm=None, mel_scale="htk"
+        )
+        self.register_buffer("mel_banks", banks, persistent=False)  # [freqs, mels]
+
+    @torch.autocast("cuda", enabled=False)
+    @torch.autocast("cpu", enabled=False)
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if wave.dim() == 3:
+            wave = wave.squeeze(1)
+        if wave.size(-1) < self.win:
+            wave = torch.nn.functional.pad(wave, (0, self.win - wave.size(-1)))
+        frames = wave.float().unfold(-1, self.win, self.hop) * self.window  # [B, T, win]
+        magnitude = torch.fft.rfft(frames, n=self.n_fft).abs()
+        feats = (magnitude @ self.mel_banks + self.offset).log()  # [B, T, mels]
+        return fix_num_frames(feats, self.num_frames).unsqueeze(1)
