@@ -26,16 +26,14 @@ warning); subclips whose samples do not read are skipped at read time.
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from assoc_lightning.data.datasets.base import SkipCorruptDataset
+from assoc_lightning.data.datasets.segments import ClipSegments
 from assoc_lightning.data.errors import DatasetCorruptError, DatasetNotFoundError
-from assoc_lightning.data.io.audio import audio_info, read_audio
+from assoc_lightning.data.io.audio import audio_info
 from assoc_lightning.errors import ConfigError
 
 NAME = "DCASE 2013 scene classification (development set)"
@@ -147,7 +145,7 @@ def subclip_offsets(seconds: float, length: float, count: int, hop: float | None
     return [k * hop for k in range(int(max(span, 0.0) / hop + 1e-6) + 1)]
 
 
-class DCASE2013Subclips(SkipCorruptDataset):
+class DCASE2013Subclips(ClipSegments):
     """One split of one fold of the DCASE 2013 scenes as 5-s subclips (module docstring).
 
     Args:
@@ -166,8 +164,8 @@ class DCASE2013Subclips(SkipCorruptDataset):
         skip_corrupt: skip unreadable files (counted) instead of raising.
     """
 
-    modality = "audio"
     class_names = SCENES
+    dataset_name, layout, how_to_get = NAME, LAYOUT, HOW_TO_GET
 
     def __init__(
         self,
@@ -205,41 +203,12 @@ class DCASE2013Subclips(SkipCorruptDataset):
         names = self._recordings(split, folds_file or SPEC, val_fraction, seed)
         if not names:
             raise ConfigError(f"{NAME} fold {fold}: split {split!r} is empty")
-        self.clip_names: list[str] = []
-        self.skipped: list[str] = []
-        labels, clip_ids, offsets = [], [], []
-        for name in names:
-            try:
-                starts = self._offsets(self.root / AUDIO / name)
-            except DatasetCorruptError as err:
-                if not skip_corrupt:
-                    raise
-                self.skipped.append(name)
-                first = err
-                continue
-            clip_ids += [len(self.clip_names)] * len(starts)
-            offsets += starts
-            labels += [SCENES.index(label_of(name))] * len(starts)
-            self.clip_names.append(name)
-        if self.skipped:
-            warnings.warn(
-                f"{NAME} fold {fold} {split}: skipped {len(self.skipped)} missing or "
-                f"unreadable recording(s); first: {first}",
-                stacklevel=2,
-            )
-        if not self.clip_names:
-            raise DatasetNotFoundError(
-                NAME, self.root, LAYOUT, HOW_TO_GET, missing=f"any readable recording of {split}"
-            )
-        super().__init__(labels, skip_corrupt)
-        self.clip_ids = np.asarray(clip_ids, dtype=np.int64)
-        self.offsets = np.asarray(offsets, dtype=np.float64)
-        self.subclip_samples = int(round(subclip_seconds * sample_rate))
-
-    @property
-    def num_skipped(self) -> int:
-        """Recordings left out because their file is missing, unreadable or too short."""
-        return len(self.skipped)
+        self.audio_dir = self.root / AUDIO
+        clips = [(name, SCENES.index(label_of(name))) for name in names]
+        where = f"{NAME} fold {fold} {split}"
+        super().__init__(
+            clips, self._offsets, subclip_seconds, skip_corrupt, where, "recording", split
+        )
 
     def _recordings(self, split: str, spec: str | Path, val_fraction: float, seed: int) -> list:
         """The sorted file names of ``split``; every wav of the folder must be in the spec."""
@@ -271,13 +240,3 @@ class DCASE2013Subclips(SkipCorruptDataset):
                 path, f"at least {self.subclip_seconds} s of audio", f"{frames / rate:.2f} s"
             )
         return starts
-
-    def read(self, index: int) -> torch.Tensor:
-        path = self.root / AUDIO / self.clip_names[self.clip_ids[index]]
-        return read_audio(
-            path, self.sample_rate, self.subclip_samples,
-            offset_seconds=float(self.offsets[index]), channel=self.channel,
-        )  # fmt: skip
-
-    def __getitem__(self, index: int) -> dict:
-        return {**super().__getitem__(index), "clip_id": int(self.clip_ids[index])}

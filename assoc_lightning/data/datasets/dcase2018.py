@@ -24,15 +24,13 @@ read time (``SkipCorruptDataset``).
 from __future__ import annotations
 
 import csv
-import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from assoc_lightning.data.datasets.base import SkipCorruptDataset
+from assoc_lightning.data.datasets.segments import ClipSegments
 from assoc_lightning.data.errors import DatasetCorruptError, DatasetNotFoundError
-from assoc_lightning.data.io.audio import audio_info, read_audio
+from assoc_lightning.data.io.audio import audio_info
 from assoc_lightning.errors import ConfigError
 
 NAME = "DCASE 2018 Task 1A (TUT Urban Acoustic Scenes 2018 development)"
@@ -146,7 +144,7 @@ def split_clips(
     return sorted({(name, label) for name, label, _ in clips})
 
 
-class DCASE2018Segments(SkipCorruptDataset):
+class DCASE2018Segments(ClipSegments):
     """One split of DCASE 2018 Task 1A as fixed-length segments (see the module docstring).
 
     Args:
@@ -162,8 +160,8 @@ class DCASE2018Segments(SkipCorruptDataset):
         skip_corrupt: skip unreadable files (counted) instead of raising.
     """
 
-    modality = "audio"
     class_names = SCENES
+    dataset_name, layout, how_to_get = NAME, LAYOUT, HOW_TO_GET
 
     def __init__(
         self,
@@ -188,43 +186,12 @@ class DCASE2018Segments(SkipCorruptDataset):
         clips = split_clips(self.root, split, val_fraction, seed, test_list)
         if not clips:
             raise ConfigError(f"{NAME}: split {split!r} is empty (val_fraction {val_fraction})")
-        self.clip_names: list[str] = []
-        self.skipped: list[str] = []
-        labels, clip_ids, offsets = [], [], []
-        for name, label in clips:
-            try:
-                count = self._segments(self.root / name)
-            except DatasetCorruptError as err:
-                if not skip_corrupt:
-                    raise
-                self.skipped.append(name)
-                first = err
-                continue
-            clip_ids += [len(self.clip_names)] * count
-            offsets += [k * segment_seconds for k in range(count)]
-            labels += [label] * count
-            self.clip_names.append(name)
-        if self.skipped:
-            warnings.warn(
-                f"{NAME} {split}: skipped {len(self.skipped)} missing or unreadable clip(s); "
-                f"first: {first}",
-                stacklevel=2,
-            )
-        if not self.clip_names:
-            raise DatasetNotFoundError(
-                NAME, self.root, LAYOUT, HOW_TO_GET, missing=f"any readable clip of {split}"
-            )
-        super().__init__(labels, skip_corrupt)
-        self.clip_ids = np.asarray(clip_ids, dtype=np.int64)
-        self.offsets = np.asarray(offsets, dtype=np.float64)
-        self.segment_samples = int(round(segment_seconds * sample_rate))
+        self.audio_dir = self.root
+        where = f"{NAME} {split}"
+        super().__init__(clips, self._starts, segment_seconds, skip_corrupt, where, "clip", split)
 
-    @property
-    def num_skipped(self) -> int:
-        """Clips left out because their file is missing or could not be opened."""
-        return len(self.skipped)
-
-    def _segments(self, path: Path) -> int:
+    def _starts(self, path: Path) -> list[float]:
+        """Start times of the clip's whole segments."""
         if not path.is_file():
             raise DatasetCorruptError(path, "an audio file listed in the setup", "no such file")
         frames, rate, _ = audio_info(path)
@@ -233,14 +200,4 @@ class DCASE2018Segments(SkipCorruptDataset):
             raise DatasetCorruptError(
                 path, f"at least {self.segment_seconds} s of audio", f"{frames / rate:.2f} s"
             )
-        return count
-
-    def read(self, index: int) -> torch.Tensor:
-        path = self.root / self.clip_names[self.clip_ids[index]]
-        return read_audio(
-            path, self.sample_rate, self.segment_samples,
-            offset_seconds=float(self.offsets[index]), channel=self.channel,
-        )  # fmt: skip
-
-    def __getitem__(self, index: int) -> dict:
-        return {**super().__getitem__(index), "clip_id": int(self.clip_ids[index])}
+        return [k * self.segment_seconds for k in range(count)]

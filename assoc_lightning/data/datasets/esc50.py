@@ -24,15 +24,13 @@ from __future__ import annotations
 
 import csv
 import re
-import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from assoc_lightning.data.datasets.base import SkipCorruptDataset
+from assoc_lightning.data.datasets.segments import ClipSegments
 from assoc_lightning.data.errors import DatasetCorruptError, DatasetNotFoundError
-from assoc_lightning.data.io.audio import audio_info, read_audio
+from assoc_lightning.data.io.audio import audio_info
 from assoc_lightning.errors import ConfigError
 
 NAME = "ESC-50"
@@ -137,7 +135,7 @@ def split_rows(rows: list[dict], split: str, fold: int, val_fraction: float, see
     return sorted(rows, key=lambda r: r["filename"])
 
 
-class ESC50Clips(SkipCorruptDataset):
+class ESC50Clips(ClipSegments):
     """One split of one ESC-50 fold (see the module docstring).
 
     Args:
@@ -152,7 +150,7 @@ class ESC50Clips(SkipCorruptDataset):
         skip_corrupt: skip unreadable files (counted) instead of raising.
     """
 
-    modality = "audio"
+    dataset_name, layout, how_to_get = NAME, LAYOUT, HOW_TO_GET
 
     def __init__(
         self,
@@ -188,40 +186,13 @@ class ESC50Clips(SkipCorruptDataset):
             raise ConfigError(
                 f"{NAME} fold {fold}: split {split!r} is empty (val_fraction {val_fraction})"
             )
-        self.clip_names: list[str] = []
-        self.skipped: list[str] = []
-        labels = []
-        for row in chosen:
-            try:
-                self._check(self.root / "audio" / row["filename"])
-            except DatasetCorruptError as err:
-                if not skip_corrupt:
-                    raise
-                self.skipped.append(row["filename"])
-                first = err
-                continue
-            self.clip_names.append(row["filename"])
-            labels.append(relabel[row["target"]])
-        if self.skipped:
-            warnings.warn(
-                f"{NAME} fold {fold} {split}: skipped {len(self.skipped)} missing or unreadable "
-                f"clip(s); first: {first}",
-                stacklevel=2,
-            )
-        if not self.clip_names:
-            raise DatasetNotFoundError(
-                NAME, self.root, LAYOUT, HOW_TO_GET, missing=f"any readable clip of {split}"
-            )
-        super().__init__(labels, skip_corrupt)
-        self.clip_ids = np.arange(len(self.clip_names), dtype=np.int64)
-        self.num_samples = int(round(seconds * sample_rate))
+        self.audio_dir = self.root / "audio"
+        clips = [(r["filename"], relabel[r["target"]]) for r in chosen]
+        where = f"{NAME} fold {fold} {split}"
+        super().__init__(clips, self._check, seconds, skip_corrupt, where, "clip", split)
 
-    @property
-    def num_skipped(self) -> int:
-        """Clips left out because their file is missing, unreadable or short."""
-        return len(self.skipped)
-
-    def _check(self, path: Path) -> None:
+    def _check(self, path: Path) -> list[float]:
+        """``[0.0]``: one segment, the clip's start (``seconds`` long)."""
         if not path.is_file():
             raise DatasetCorruptError(
                 path, "an audio file listed in meta/esc50.csv", "no such file"
@@ -229,10 +200,4 @@ class ESC50Clips(SkipCorruptDataset):
         frames, rate, _ = audio_info(path)
         if frames < 0.99 * self.seconds * rate:
             raise DatasetCorruptError(path, f"{self.seconds} s of audio", f"{frames / rate:.2f} s")
-
-    def read(self, index: int) -> torch.Tensor:
-        return read_audio(self.root / "audio" / self.clip_names[index], self.sample_rate,
-                          self.num_samples)  # fmt: skip
-
-    def __getitem__(self, index: int) -> dict:
-        return {**super().__getitem__(index), "clip_id": int(self.clip_ids[index])}
+        return [0.0]
