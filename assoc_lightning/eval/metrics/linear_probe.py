@@ -29,6 +29,12 @@ def fit_linear_probe(
         clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter))
         return clf.fit(np.asarray(train, np.float64), train_labels)
 
+    return select_c(fit, c_grid, val, val_labels)
+
+
+def select_c(fit, c_grid: Sequence[float], val: np.ndarray | None, val_labels: np.ndarray | None):
+    """``(model, C)`` of ``fit(C)`` over the grid: best on val (ties to the first C), the
+    middle of the grid without val (fitting only that one)."""
     grid = list(c_grid)
     if val is not None and len(grid) > 1:
         models = {c: fit(c) for c in grid}

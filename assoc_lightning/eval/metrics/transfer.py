@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from assoc_lightning.eval.metrics.knn import majority_select_k, majority_vote, topk_neighbors
-from assoc_lightning.eval.metrics.linear_probe import fit_linear_probe
+from assoc_lightning.eval.metrics.linear_probe import fit_linear_probe, select_c
 
 CLASSIFIERS = ("logistic", "linear_svm")
 
@@ -132,14 +132,7 @@ def fit_linear_svm(
         svm = LinearSVC(C=c, max_iter=max_iter, random_state=0)
         return make_pipeline(StandardScaler(), svm).fit(np.asarray(train, np.float64), train_labels)
 
-    grid = list(c_grid)
-    if val is not None and len(grid) > 1:
-        models = {c: fit(c) for c in grid}
-        scores = [models[c].score(np.asarray(val, np.float64), val_labels) for c in grid]
-        best_c = grid[int(np.argmax(scores))]
-        return models[best_c], best_c
-    best_c = grid[len(grid) // 2]
-    return fit(best_c), best_c
+    return select_c(fit, c_grid, val, val_labels)
 
 
 def svm_scores(model, x: np.ndarray) -> np.ndarray:
