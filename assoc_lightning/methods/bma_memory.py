@@ -45,14 +45,13 @@ Images are scaled to [0, 1] and resized to ``image_size`` without mean/std norma
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from assoc_lightning.losses import multi_positive_nt_xent
 from assoc_lightning.methods.base import AssociativeMethod
 from assoc_lightning.nn.audio_frontend import LogMelSpectrogram
 from assoc_lightning.nn.augment import SimCLRAugment, SpecAugment
-from assoc_lightning.nn.encoders import resnet_trunk
+from assoc_lightning.nn.encoders import prepare_images, resnet_trunk
 from assoc_lightning.nn.memory import BimodalMemory, addressing_stats
 
 MODALITIES = ("image", "audio")
@@ -191,17 +190,7 @@ class BMAMemory(AssociativeMethod):
     # ------------------------------------------------------------------ inputs
     def images(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 or float images -> float [0, 1], ``image_channels`` channels, ``image_size``."""
-        hp = self.hparams
-        x = x.float() / 255.0 if not x.is_floating_point() else x.float()
-        if x.dim() == 3:
-            x = x.unsqueeze(1)
-        if x.size(1) != hp.image_channels:
-            x = x.mean(1, keepdim=True) if hp.image_channels == 1 else x.expand(-1, 3, -1, -1)
-        if x.shape[-2:] != (hp.image_size, hp.image_size):
-            x = F.interpolate(
-                x, size=(hp.image_size, hp.image_size), mode="bilinear", antialias=True
-            )
-        return x
+        return prepare_images(x, self.hparams.image_channels, self.hparams.image_size)
 
     def features(self, modality: str, x: torch.Tensor, augment: bool = False) -> torch.Tensor:
         """Encoder features f ``[N, 512]`` of raw inputs (waveforms or images)."""

@@ -56,6 +56,7 @@ from assoc_lightning.losses.clustering import (
 from assoc_lightning.methods.base import AssociativeMethod
 from assoc_lightning.nn.audio_frontend import VGGishLogMel
 from assoc_lightning.nn.clustering import MultimodalClustering, as_vectors, soft_kmeans
+from assoc_lightning.nn.encoders import prepare_images
 from assoc_lightning.nn.vgg import channels_of, vgg16_conv, vggish_dmc
 from assoc_lightning.utils.dist import gather_no_grad
 
@@ -140,16 +141,7 @@ class DMC(AssociativeMethod):
     # ------------------------------------------------------------------ inputs
     def images(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 or [0, 1] float images -> [-1, 1], ``image_channels``, ``image_size``."""
-        hp = self.hparams
-        x = x.float() / 255.0 if not x.is_floating_point() else x.float()
-        if x.dim() == 3:
-            x = x.unsqueeze(1)
-        if x.size(1) != hp.image_channels:
-            x = x.mean(1, keepdim=True) if hp.image_channels == 1 else x.expand(-1, 3, -1, -1)
-        if x.shape[-2:] != (hp.image_size, hp.image_size):
-            size = (hp.image_size, hp.image_size)
-            x = F.interpolate(x, size=size, mode="bilinear", antialias=True)
-        return 2.0 * x - 1.0
+        return 2.0 * prepare_images(x, self.hparams.image_channels, self.hparams.image_size) - 1.0
 
     def conv_features(self, modality: str, x: torch.Tensor) -> torch.Tensor:
         """The subnet's last conv map ``[N, C, H, W]`` (audio: ``[N, C, frames, mels]``)."""
