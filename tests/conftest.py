@@ -19,6 +19,20 @@ NO_FINAL_EVAL = [
 ] + ["--eval.transfer", "null"]  # fmt: skip
 
 
+def paper_config_error(config: Path, tmp_path: Path, capsys) -> str:
+    """What ``assoc fit --config <config>`` prints when its data dir is empty, checked to stop
+    with the CLI's clean exit code 2 (for the paper configs' not-found messages)."""
+    from assoc_lightning.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(
+            ["fit", "--config", str(config), "--data.init_args.data_dir", str(tmp_path),
+             "--trainer.logger.init_args.save_dir", str(tmp_path / "runs")]
+        )  # fmt: skip
+    assert exc.value.code == 2
+    return capsys.readouterr().err
+
+
 @pytest.fixture(scope="session")
 def digits_dir(tmp_path_factory) -> Path:
     """A data dir holding a small generated spoken-digits set (generated once per session)."""

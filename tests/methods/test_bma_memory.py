@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from assoc_lightning.cli import main
 from assoc_lightning.methods.bma_memory import BMAMemory
-from tests.conftest import ROOT
+from tests.conftest import ROOT, paper_config_error
 
 TINY = dict(
     num_slots=8, width=4, proj_hidden=32, proj_dim=8, image_channels=1, image_size=16,
@@ -123,11 +122,5 @@ def test_paper_configs_exist():
 
 @pytest.mark.parametrize("config", PAPER, ids=lambda p: p.stem)
 def test_paper_configs_say_which_dataset_is_missing(config, tmp_path, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(
-            ["fit", "--config", str(config), "--data.init_args.data_dir", str(tmp_path),
-             "--trainer.logger.init_args.save_dir", str(tmp_path / "runs")]
-        )  # fmt: skip
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
+    err = paper_config_error(config, tmp_path, capsys)
     assert "dataset not found" in err and "ACIVW" in err

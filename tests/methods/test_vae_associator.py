@@ -15,7 +15,7 @@ from assoc_lightning.data.datasets.base import TensorLabeledDataset
 from assoc_lightning.data.datasets.pairing import ClassPairedDataset
 from assoc_lightning.methods import METHODS, VAEAssociator
 from assoc_lightning.methods.vae_associator import InitCheckpointError
-from tests.conftest import ROOT, TINY_SPEAKERS
+from tests.conftest import ROOT, TINY_SPEAKERS, paper_config_error
 
 
 # ------------------------------------------------------------------------- model contract
@@ -274,13 +274,7 @@ PAPER = sorted((ROOT / "experiments/paper").glob("vae_*.yaml"))
 
 @pytest.mark.parametrize("config", PAPER, ids=lambda p: p.stem)
 def test_paper_configs_say_which_dataset_is_missing(config, tmp_path, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(
-            ["fit", "--config", str(config), "--data.init_args.data_dir", str(tmp_path),
-             "--trainer.logger.init_args.save_dir", str(tmp_path / "runs")]
-        )  # fmt: skip
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
+    err = paper_config_error(config, tmp_path, capsys)
     assert "dataset not found" in err and "expected layout" in err
 
 
