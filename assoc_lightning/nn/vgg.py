@@ -32,7 +32,24 @@ def conv_stack(
             layers.append(nn.BatchNorm2d(out))
         layers.append(nn.ReLU(inplace=True))
         in_channels = out
-    return nn.Sequential(*layers)
+    stack = nn.Sequential(*layers)
+    init_vgg(stack)
+    return stack
+
+
+def init_vgg(stack: nn.Module) -> None:
+    """torchvision VGG's initialisation: Kaiming-normal (fan out, ReLU) convs, zero biases,
+    unit BatchNorm. PyTorch's default conv init (small weights, uniform biases) shrinks the
+    signal through 13 plain convs until the bias terms dominate and the last map no longer
+    depends on the input; Keras' (the official code's) Glorot weights with zero biases keep
+    it input-dependent but scaled down by ~100x."""
+    for m in stack.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
 
 
 def vgg16_conv(
