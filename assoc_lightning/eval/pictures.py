@@ -78,7 +78,7 @@ def heatmap_overlays(
     """Localization examples to ``path``: per column an image (top) and its heat map, min-max
     scaled, jet-coloured and blended over it with weight ``alpha`` (bottom).
 
-    ``images``: ``[N, 3, H, W]`` uint8, or floats (min-max scaled per image); ``heat``:
+    ``images``: ``[N, 3 or 1, H, W]`` uint8, or floats (min-max scaled per image); ``heat``:
     ``[N, h, w]``, resized bilinearly to the image. Ground truth, drawn on both rows:
     ``gt_maps`` ``[N, H', W']`` as contours (dashed: one annotator, ``g`` >= 0.25; solid:
     consensus, ``g`` >= 0.75), ``boxes`` as rectangles ``(xmin, ymin, xmax, ymax)`` in image
@@ -92,6 +92,8 @@ def heatmap_overlays(
 
     from assoc_lightning.eval.metrics.localization import min_max, resize_maps
 
+    if images.size(1) == 1:  # grey
+        images = images.expand(-1, 3, -1, -1)
     n, _, h, w = images.shape
     if images.dtype == torch.uint8:
         pics = images.double() / 255.0

@@ -27,6 +27,7 @@ import numpy as np
 from assoc_lightning.data.base import SPLITS, AssocDataModule
 from assoc_lightning.data.datasets import registry
 from assoc_lightning.data.datasets.base import LabeledDataset
+from assoc_lightning.data.datasets.canvas import ImageCanvas
 from assoc_lightning.data.datasets.pairing import (
     ClassPairedDataset,
     LabeledSubset,
@@ -48,17 +49,34 @@ class ClassPairedDataModule(AssocDataModule):
             class-stratified, seeded); the unimodal sets keep every item.
         unpaired_train: also stream every training item of each modality, unpaired
             (:meth:`AssocDataModule.train_loader_with_unpaired`); off, batches are the pairs.
+        canvas_grid: 0 (off) or g: :meth:`localization_dataset` gives fixed pairs whose image
+            is a g x g canvas (``data/datasets/canvas.py``) holding the paired image in a
+            seeded cell among ``canvas_distractors`` images of other classes, with each
+            pair's ``target_cell``. Needs ``image`` as the anchor modality.
+        canvas_distractors: other images per canvas (``None``: g^2 - 1, every cell full).
         **kwargs: data_dir, batch_size, eval_batch_size, num_workers, seed (AssocDataModule).
     """
 
     num_pairs: int = 0
 
     def __init__(
-        self, paired_fraction: float = 1.0, unpaired_train: bool = False, **kwargs
+        self,
+        paired_fraction: float = 1.0,
+        unpaired_train: bool = False,
+        canvas_grid: int = 0,
+        canvas_distractors: int | None = None,
+        **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.paired_fraction = check_fraction(paired_fraction)
         self.unpaired_train = unpaired_train
+        if canvas_grid < 0:
+            raise ConfigError(f"canvas_grid must be 0 (off) or a grid side >= 1, got {canvas_grid}")
+        self.canvas_grid = canvas_grid
+        self.canvas_distractors = (
+            canvas_grid * canvas_grid - 1 if canvas_distractors is None else canvas_distractors
+        )
+        self.localization: dict[str, ClassPairedDataset] = {}
 
     def open_split(self, split: str) -> dict[str, LabeledDataset]:
         """Every modality's dataset of ``split``, labelled in the shared class space."""
@@ -68,6 +86,11 @@ class ClassPairedDataModule(AssocDataModule):
         if self.unpaired:
             return
         anchor_name, *partner_names = self.modalities
+        if self.canvas_grid and anchor_name != "image":
+            raise ConfigError(
+                f"canvas_grid needs 'image' as the anchor modality, {type(self).__name__} "
+                f"anchors on {anchor_name!r}"
+            )
         for split in SPLITS:
             sets = self.open_split(split)
             self.unpaired[split] = sets
@@ -77,12 +100,23 @@ class ClassPairedDataModule(AssocDataModule):
                 rows = rows[
                     stratified_fraction(anchor.labels[rows], self.paired_fraction, self.seed)
                 ]
+            partners = {m: sets[m] for m in partner_names}
+            if self.canvas_grid:
+                scenes = ImageCanvas(anchor, self.canvas_grid, self.canvas_distractors, self.seed)
+                self.localization[split] = ClassPairedDataset(
+                    LabeledSubset(scenes, rows), partners, fixed=True, seed=self.seed
+                )
             self.paired[split] = ClassPairedDataset(
-                LabeledSubset(anchor, rows),
-                {m: sets[m] for m in partner_names},
-                fixed=split != "train",
-                seed=self.seed,
+                LabeledSubset(anchor, rows), partners, fixed=split != "train", seed=self.seed
             )
+
+    def localization_dataset(self, split: str) -> ClassPairedDataset:
+        """Fixed pairs of ``split`` whose images hold the source among distractors, with
+        ``target_cell`` and ``grid`` (``canvas_grid`` > 0); otherwise :meth:`pair_dataset`."""
+        if not self.canvas_grid:
+            return self.pair_dataset(split)
+        self.pair_dataset(split)  # the clear error for a split this datamodule lacks
+        return self.localization[split]
 
     def train_dataloader(self):
         if self.unpaired_train:

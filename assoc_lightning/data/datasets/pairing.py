@@ -36,6 +36,10 @@ class LabeledSubset(LabeledDataset):
         # relabelling maps whole classes, so the base's same class is this subset's too
         return self.base.load_same_class(int(self.rows[index]))
 
+    def extras(self, index: int) -> dict:
+        extras = getattr(self.base, "extras", None)
+        return extras(int(self.rows[index])) if extras is not None else {}
+
 
 def check_fraction(fraction: float) -> float:
     """``fraction`` itself if it is a valid paired fraction, in (0, 1]; else ValueError."""
@@ -62,7 +66,8 @@ class ClassPairedDataset(Dataset):
     ``fixed=False`` draws the partners at random on every access (a new pairing each epoch,
     reproducible through the seeded global / worker RNG); ``fixed=True`` uses one pairing
     drawn once from ``seed`` (for validation and test). Item: every modality, ``label``,
-    ``index`` = ``pair_id`` = the anchor's index, and ``<modality>_index`` for each partner.
+    ``index`` = ``pair_id`` = the anchor's index, ``<modality>_index`` for each partner, and
+    the anchor's ``extras(index)`` keys if it has any (an ``ImageCanvas``'s target cell).
     A corrupt file is replaced by a readable item of the same class (``load_same_class``), so
     a pair always holds one class.
     """
@@ -106,4 +111,6 @@ class ClassPairedDataset(Dataset):
                 candidates = self.by_class[m][label]
                 j = int(candidates[torch.randint(len(candidates), ()).item()])
             item[m], item[f"{m}_index"] = ds.load_same_class(j), j
+        extras = getattr(self.anchor, "extras", None)
+        item.update(extras(index) if extras is not None else {})
         return {**item, "label": label, "index": index, "pair_id": index}

@@ -5,7 +5,9 @@ The optional promise a method makes (others are skipped with one message)::
     localize(batch) -> Tensor[N, H, W]   # per pair: where in its image its sound comes from
                                          # (higher = more likely), from both modalities
 
-Items of ``pair_dataset(split)`` may carry, per pair:
+The pairs are the datamodule's ``localization_dataset(split)`` where it has one (the
+embedded canvases: ``ClassPairedDataModule(canvas_grid=...)``), else ``pair_dataset(split)``.
+Their items may carry, per pair:
 
 - ``gt_map``: float ``[H', W']`` in [0, 1], the ground-truth map on the image grid (e.g. the
   Senocak consensus map, ``FlickrSoundNetPairs(gt_map=True)``); all zeros: not annotated.
@@ -105,6 +107,10 @@ def score_shard(
                     ex["image"] = batch["image"][j].cpu()
                 if gt is not None:
                     ex["gt_map"] = gt[j]
+                if "target_cell" in batch and "grid" in batch and "image" in batch:
+                    ex["box"] = cell_box(
+                        int(batch["target_cell"][j]), int(batch["grid"][j]), batch["image"].shape
+                    )
                 examples.append(ex)
     finally:
         module.train(was_training)
@@ -114,6 +120,14 @@ def score_shard(
         torch.cat(hits) if hits else None,
         examples,
     )
+
+
+def cell_box(cell: int, grid: int, shape: torch.Size) -> tuple[float, float, float, float]:
+    """The row-major ``cell`` of a ``grid`` x ``grid`` partition of images of ``shape``
+    ``[..., H, W]`` as ``(xmin, ymin, xmax, ymax)`` pixels."""
+    h, w = shape[-2] / grid, shape[-1] / grid
+    r, c = divmod(cell, grid)
+    return (c * w, r * h, (c + 1) * w, (r + 1) * h)
 
 
 def merge_scores(shards: list[Shard], expected: int) -> dict:
@@ -174,7 +188,8 @@ class LocalizationCallback(EmbeddingEvalCallback):
 
     def features(self, trainer: Trainer, pl_module: LightningModule, split: str, cache):
         dm = evaluation_data(trainer)
-        pairs = dm.pair_dataset(split)
+        scenes = getattr(dm, "localization_dataset", None)
+        pairs = scenes(split) if scenes is not None else dm.pair_dataset(split)
         devices = [pl_module.device] if pl_module.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             local = score_shard(
@@ -213,11 +228,15 @@ class LocalizationCallback(EmbeddingEvalCallback):
 
     @staticmethod
     def save_picture(examples: list[dict], path: Path) -> None:
-        """The examples' images, heat map overlays and ground truth, titled by index."""
+        """The examples' images, heat map overlays and ground truth (maps as contours, a
+        canvas's target cell as a box), titled by index."""
         images = torch.stack([ex["image"] for ex in examples])
         heat = torch.stack([ex["heat"] for ex in examples])
         gts = None
         if all("gt_map" in ex for ex in examples):
             gts = torch.stack([ex["gt_map"] for ex in examples])
+        boxes = None
+        if all("box" in ex for ex in examples):  # the target cell of a canvas
+            boxes = [[ex["box"]] for ex in examples]
         titles = [f"#{ex['index']}" for ex in examples]
-        heatmap_overlays(images, heat, path, gt_maps=gts, titles=titles)
+        heatmap_overlays(images, heat, path, gt_maps=gts, boxes=boxes, titles=titles)

@@ -6,9 +6,11 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from assoc_lightning.data import DigitsDataModule
 from assoc_lightning.data.datasets import digits
+from assoc_lightning.errors import ConfigError
 from tests.conftest import TINY_SPEAKERS
 
 
@@ -62,3 +64,24 @@ def test_digits_paired_fraction_and_unpaired_streams(digits_dir):
     assert batch["paired"]["image"].shape[0] == 16
     with pytest.raises(ValueError, match="paired_fraction"):
         DigitsDataModule(paired_fraction=0.0)
+
+
+def test_digits_localization_pairs_share_the_test_pairing(digits_dir):
+    dm = DigitsDataModule(data_dir=str(digits_dir), canvas_grid=2, num_speakers=TINY_SPEAKERS)
+    dm.prepare_data()
+    dm.setup()
+    pairs, scenes = dm.pair_dataset("test"), dm.localization_dataset("test")
+    assert len(scenes) == len(pairs)
+    for i in (0, 7):
+        p, s = pairs[i], scenes[i]
+        assert torch.equal(p["audio"], s["audio"]) and p["label"] == s["label"]
+        assert p["image"].shape == (1, 28, 28) and s["image"].shape == (1, 56, 56)
+        r, c = divmod(s["target_cell"], 2)
+        assert torch.equal(s["image"][:, 28 * r : 28 * r + 28, 28 * c : 28 * c + 28], p["image"])
+    assert dm.eval_dataset("test", "image")[0]["image"].shape == (1, 28, 28)
+    assert dm.paired["train"][0]["image"].shape == (1, 28, 28)
+    plain = DigitsDataModule(data_dir=str(digits_dir), num_speakers=TINY_SPEAKERS)
+    plain.setup()
+    assert plain.localization_dataset("test") is plain.pair_dataset("test")
+    with pytest.raises(ConfigError, match="no split 'dev'"):
+        dm.localization_dataset("dev")
