@@ -37,6 +37,11 @@ Where the paper is silent, our choices (also in docs/methods.md), each an argume
 6. Audio: VGGish log-mel, ``audio_frames`` frames centre-cropped / zero-padded (496: 4.96 s).
 7. ``embed``: global ``embed_pool`` (average) of the last conv layer of each subnet.
 8. No weight decay (the simplified variant's code uses 1e-4: ``weight_decay``).
+9. torchvision VGG's conv init (Kaiming fan-out, zero biases; ``nn/vgg.py``): with PyTorch's
+   default the biases take over and the centres stop depending on the input.
+10. ``batch_norm`` off (the paper); the embedded default turns it on.
+11. ``image_scale`` (off): resize by a factor, so larger images (the embedded 2 x 2
+    localization canvases) keep the training scale.
 """
 
 from __future__ import annotations
@@ -78,6 +83,9 @@ class DMC(AssociativeMethod):
         width: divides every subnet channel count (1: the paper's 512-d features).
         image_channels: input channels of the visual subnet (3; 1 for grey digits).
         image_size: images are resized to this side (256: a 16 x 16 visual map).
+        image_scale: resize by this factor instead (``None``: off). The subnets are fully
+            convolutional, so images of other sizes keep the training scale: a 2 x 2 canvas
+            of digits gives a map twice as wide as a single digit's.
         visual_weights: a local torchvision VGG16 state-dict file (``None``: random init).
         audio_frames: log-mel frames per clip (496 = 4.96 s; 96 = one VGGish example).
         sample_rate: audio sampling rate (16 kHz, VGGish).
@@ -106,6 +114,7 @@ class DMC(AssociativeMethod):
         width: int = 1,
         image_channels: int = 3,
         image_size: int = 256,
+        image_scale: float | None = None,
         visual_weights: str | None = None,
         batch_norm: bool = False,
         audio_frames: int = 496,
@@ -140,8 +149,13 @@ class DMC(AssociativeMethod):
 
     # ------------------------------------------------------------------ inputs
     def images(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 or [0, 1] float images -> [-1, 1], ``image_channels``, ``image_size``."""
-        return 2.0 * prepare_images(x, self.hparams.image_channels, self.hparams.image_size) - 1.0
+        """uint8 or [0, 1] float images -> [-1, 1], ``image_channels``, resized to
+        ``image_size`` (or by ``image_scale``)."""
+        hp = self.hparams
+        size = hp.image_size
+        if hp.image_scale is not None:
+            size = tuple(round(hp.image_scale * s) for s in x.shape[-2:])
+        return 2.0 * prepare_images(x, hp.image_channels, size) - 1.0
 
     def conv_features(self, modality: str, x: torch.Tensor) -> torch.Tensor:
         """The subnet's last conv map ``[N, C, H, W]`` (audio: ``[N, C, frames, mels]``)."""

@@ -67,17 +67,18 @@ class HsuAudioEncoder(nn.Module):
         return self.net(feats.transpose(1, 2))  # [B, F, T]: frequency bins as channels
 
 
-def prepare_images(x: torch.Tensor, channels: int, size: int) -> torch.Tensor:
+def prepare_images(x: torch.Tensor, channels: int, size: int | tuple[int, int]) -> torch.Tensor:
     """uint8 (0-255) or float ([0, 1]) images ``[B, C, H, W]`` (or ``[B, H, W]``) -> float
     [0, 1] with ``channels`` channels (grey averaged or repeated to RGB), resized to
-    ``size`` x ``size`` (bilinear, antialiased) when they are not."""
+    ``size`` x ``size`` (or ``(H, W)``; bilinear, antialiased) when they are not."""
     x = x.float() / 255.0 if not x.is_floating_point() else x.float()
     if x.dim() == 3:
         x = x.unsqueeze(1)
     if x.size(1) != channels:
         x = x.mean(1, keepdim=True) if channels == 1 else x.expand(-1, 3, -1, -1)
-    if x.shape[-2:] != (size, size):
-        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(x.shape[-2:]) != size:
+        x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", antialias=True)
     return x
 
 
