@@ -18,6 +18,7 @@ from assoc_lightning.data.datamodules.retrieval import (
     AVERetrievalDataModule,
     FlickrSoundNetDataModule,
 )
+from assoc_lightning.data.datamodules.video_pairs import VideoPairsDataModule
 
 DATAMODULES: dict[str, type[AssocDataModule]] = {
     "acivw": ACIVWDataModule,
@@ -28,6 +29,7 @@ DATAMODULES: dict[str, type[AssocDataModule]] = {
     "flickr_soundnet": FlickrSoundNetDataModule,
     "multi_paired": MultiPairedDataModule,
     "paired": PairedDataModule,
+    "video_pairs": VideoPairsDataModule,
 }
 
 __all__ = [
@@ -42,4 +44,5 @@ __all__ = [
     "FlickrSoundNetDataModule",
     "MultiPairedDataModule",
     "PairedDataModule",
+    "VideoPairsDataModule",
 ]

@@ -84,17 +84,25 @@ class FlickrSoundNetDataModule(PairSetDataModule):
 
     Args:
         layout, subset: as in :class:`FlickrSoundNetPairs`.
+        gt_map: the pairs also carry ``gt_map``, the consensus map of their Senocak boxes
+            (needs ``Annotations/<id>.xml`` beside the pairs), so the localization
+            evaluation reports cIoU and AUC on them (use ``image_size`` 256, the boxes'
+            frame).
         **kwargs: how pairs are read (``PairSetDataModule``) and AssocDataModule's arguments.
     """
 
-    def __init__(self, layout: str = "auto", subset: str = "list", **kwargs) -> None:
+    def __init__(
+        self, layout: str = "auto", subset: str = "list", gt_map: bool = False, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
-        self.layout, self.subset = layout, subset
+        self.layout, self.subset, self.gt_map = layout, subset, gt_map
 
     def setup(self, stage: str | None = None) -> None:
         if self.paired:
             return
-        pairs = FlickrSoundNetPairs(self.data_dir, self.layout, self.subset, **self.pair_options)
+        pairs = FlickrSoundNetPairs(
+            self.data_dir, self.layout, self.subset, gt_map=self.gt_map, **self.pair_options
+        )
         self.fill("test", pairs)
 
     def _test_only(self) -> DataLoader:

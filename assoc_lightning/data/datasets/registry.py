@@ -1,6 +1,7 @@
 """Every labelled single-modality dataset by name, in one place: what it holds, how to open a
-split, how to fetch it. (The fixed-pair retrieval sets, AVE and Flickr-SoundNet, and the
-image-folder reader have datamodules of their own.)
+split, how to fetch it. (The fixed-pair retrieval sets, AVE and Flickr-SoundNet, the video
+pair sets of ``video_pairs.py``, named in its ``VIDEO_SOURCES``, and the image-folder reader
+have datamodules of their own.)
 
 Datamodules name datasets (``image: mnist``, ``datasets: [speech_commands, mnist]``) and look
 them up here, never in if-chains of their own. ``open(data_dir, split, classes, options)``
