@@ -25,11 +25,12 @@ from tests.conftest import ROOT
 
 
 class Blobs(AssocDataModule):
-    """Two modalities of 3-d points around one centre per class, fixed pairs per split."""
+    """Two modalities of 3-d points around one centre per class, fixed pairs per split
+    (``num_classes`` 0: the same points declared unlabelled, as SoundNet-Flickr videos)."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 3) -> None:
         super().__init__(batch_size=8, eval_batch_size=1024)
-        self.num_classes = 3
+        self.num_classes = num_classes
 
     def setup(self, stage=None):
         g = torch.Generator().manual_seed(0)
@@ -62,13 +63,13 @@ class Counting(AssociativeMethod):
         return {"loss": self.w * 0}
 
 
-def run_test(callbacks, tmp_path):
+def run_test(callbacks, tmp_path, num_classes: int = 3):
     method = Counting()
     trainer = Trainer(
         callbacks=callbacks, default_root_dir=tmp_path, logger=False, enable_progress_bar=False,
         enable_model_summary=False, accelerator="cpu",
     )  # fmt: skip
-    trainer.test(method, datamodule=Blobs(), verbose=False)
+    trainer.test(method, datamodule=Blobs(num_classes), verbose=False)
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
     return method.calls, {json.loads(x)["metric"]: json.loads(x)["value"] for x in lines}
 
@@ -83,6 +84,15 @@ def test_children_share_one_cache_and_match_standalone_callbacks(tmp_path):
     )
     assert alone_calls == 13  # each standalone callback embeds what it reads itself
     assert metrics == alone and metrics["knn_top1/image"] == pytest.approx(1.0)
+
+
+def test_label_based_children_skip_unlabelled_data_with_one_message(tmp_path, caplog):
+    suite = EvaluationSuite(KNNCallback(ks=(5,)), LinearProbeCallback(), RetrievalCallback())
+    with caplog.at_level("INFO"):
+        calls, metrics = run_test([suite], tmp_path, num_classes=0)
+    assert calls == 1 and metrics and all(k.startswith("retrieval/") for k in metrics)
+    skipped = [r.message for r in caplog.records if "unlabelled" in r.message]
+    assert len(skipped) == 2 and any("KNNCallback" in m for m in skipped)
 
 
 def test_switched_off_children_do_not_run(tmp_path):

@@ -110,6 +110,8 @@ class EmbeddingEvalCallback(Callback):
 
     # modalities the evaluation is defined for (e.g. audio->image retrieval); empty: any
     needs: frozenset[str] = frozenset()
+    # fit or score against class labels (kNN, linear probe): skipped on unlabelled data
+    needs_labels: bool = False
     # embeddings sampled per input (0: ``embed``, the deterministic ones); callbacks that
     # evaluate sampled embeddings take it as an argument
     num_samples: int = 0
@@ -128,12 +130,17 @@ class EmbeddingEvalCallback(Callback):
         self.cache = FeatureCache()  # an EvaluationSuite passes its shared one instead
 
     def applies(self, trainer: Trainer) -> bool:
-        """Whether the datamodule has every modality in ``needs``; says once when not."""
-        missing = self.needs - set(evaluation_data(trainer).modalities)
-        if missing and not getattr(self, "_said_skip", False):
-            rank_zero_info(f"{type(self).__name__}: skipped, the data have no {sorted(missing)}")
+        """Whether the datamodule has every modality in ``needs`` (and, for ``needs_labels``,
+        at least two classes); says once when not."""
+        dm = evaluation_data(trainer)
+        missing = self.needs - set(dm.modalities)
+        why = f"the data have no {sorted(missing)}" if missing else None
+        if why is None and self.needs_labels and getattr(dm, "num_classes", 0) < 2:
+            why = f"the data are unlabelled (num_classes = {getattr(dm, 'num_classes', 0)})"
+        if why and not getattr(self, "_said_skip", False):
+            rank_zero_info(f"{type(self).__name__}: skipped, {why}")
             self._said_skip = True
-        return not missing
+        return why is None
 
     def features(self, trainer: Trainer, pl_module: LightningModule, split: str, cache):
         """The gathered features :meth:`compute` needs; runs on every rank."""
@@ -200,6 +207,8 @@ class EmbeddingEvalCallback(Callback):
 class TrainBankEvalCallback(EmbeddingEvalCallback):
     """Base of evaluations fit on the train split's embeddings (kNN bank, linear probe): its
     features are ``{split: {modality: Features}}`` for train, val and the evaluated split."""
+
+    needs_labels = True
 
     def features(self, trainer, pl_module, split, cache):
         splits = {"train", self.val_split, split}
