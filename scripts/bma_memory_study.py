@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-from assoc_lightning.eval.results import newest_test_metrics
+from assoc_lightning.eval.results import mean_sd, newest_test_metrics
 
 M = "--model.init_args."
 ROWS = {
@@ -68,13 +67,6 @@ near-uniform image addressing seen from the other side. Memory size does not mat
 The schedule is 156 steps; the paper trains far longer at 2e-4, long enough for N(0, 1)
 slots to move and specialize, which a 2-core CPU budget cannot show.
 """
-
-
-def cell(values: list[float]) -> str:
-    if not values:
-        return "not run"
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.3f} ± {sd:.3f}"
 
 
 def entropy(run_root: Path) -> float | None:
@@ -135,7 +127,7 @@ def diagnosis_table(save_dir: Path, seeds: list[int]) -> str:
     for row, (label, _) in ROWS.items():
         diags = [d for s in seeds if (d := diagnose(save_dir / f"{row}_seed{s}"))]
         for m in ("image", "audio"):
-            vals = [cell([d[m][k] for d in diags]) for k in ("entropy", "w_cos", "read_cos")]
+            vals = [mean_sd([d[m][k] for d in diags]) for k in ("entropy", "w_cos", "read_cos")]
             lines.append(f"| {label} | {m} queries | " + " | ".join(vals) + " |")
     return "\n".join(lines)
 
@@ -145,7 +137,7 @@ def write_table(save_dir: Path, seeds: list[int], fraction: float, out: Path) ->
     for row, (label, _) in ROWS.items():
         runs = [newest_test_metrics(save_dir / f"{row}_seed{s}") for s in seeds]
         runs = [r for r in runs if r]
-        vals = [cell([r[m] for r in runs if m in r]) for m in METRICS]
+        vals = [mean_sd([r[m] for r in runs if m in r]) for m in METRICS]
         lines.append(f"| {label} | " + " | ".join(vals) + f" | {len(runs)} |")
     sweep = [
         "| slots | image kNN | image linear | addressing entropy (nats) |",

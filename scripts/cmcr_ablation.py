@@ -17,12 +17,11 @@ Finished (row, seed) runs are kept and skipped, so an interrupted ablation resum
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-from assoc_lightning.eval.results import newest_test_metrics
+from assoc_lightning.eval.results import mean_sd, newest_test_metrics
 
 M = "--model.init_args."
 # row -> (change, overrides, paper mAP AVE A2I / AVE I2A / Flickr A2I / Flickr I2A)
@@ -45,13 +44,6 @@ ROWS = {
 METRICS = ("a2i_class_r1", "i2a_class_r1", "a2i_class_map", "i2a_class_map")
 
 
-def cell(values: list[float]) -> str:
-    if not values:
-        return "not run"
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.3f} ± {sd:.3f} (n={len(values)})"
-
-
 def write_table(save_dir: Path, rows: list[str], seeds: list[int], out: Path) -> str:
     head = (
         "| row | change | " + " | ".join(METRICS) + " | paper mAP (AVE A2I/I2A, Flickr A2I/I2A) |"
@@ -60,7 +52,10 @@ def write_table(save_dir: Path, rows: list[str], seeds: list[int], out: Path) ->
     for row in rows:
         change, _, paper = ROWS[row]
         runs = [newest_test_metrics(save_dir / f"row_{row}_seed{s}") for s in seeds]
-        vals = [cell([r[f"retrieval/{m}"] for r in runs if f"retrieval/{m}" in r]) for m in METRICS]
+        vals = [
+            mean_sd([r[f"retrieval/{m}"] for r in runs if f"retrieval/{m}" in r], count=True)
+            for m in METRICS
+        ]
         lines.append(
             f"| {row} | {change} | " + " | ".join(vals) + " | " + " / ".join(map(str, paper)) + " |"
         )

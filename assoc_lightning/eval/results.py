@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -93,3 +94,13 @@ def newest_test_metrics(run_root: str | Path) -> dict[str, float]:
         return {}
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return {r["metric"]: r["value"] for r in records if r["split"] == "test"}
+
+
+def mean_sd(values: list[float], count: bool = False) -> str:
+    """``"0.812 ± 0.021"`` (sample sd; ``(n=3)`` appended with ``count``), ``"not run"`` for
+    none: the cells of the study scripts' tables."""
+    if not values:
+        return "not run"
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    text = f"{statistics.mean(values):.3f} ± {sd:.3f}"
+    return f"{text} (n={len(values)})" if count else text
