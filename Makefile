@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat constraints.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test test-ddp lint format bench ig-sweep cmcr-ablation bma-study reproduce-table1 docker clean
+.PHONY: install run test test-ddp lint format bench ig-sweep cmcr-ablation bma-study dmc-study reproduce-table1 docker clean
 
 install: $(STAMP)
 
@@ -44,6 +44,10 @@ bma-study: install
 	$(BIN)/python scripts/bma_memory_study.py
 
 # Every experiments/*.yaml on the embedded default, same evaluation -> results/table1.{md,csv}
+# on the embedded digits -> results/dmc.md (6 runs, ~15 min on 2 CPU cores)
+dmc-study: install
+	$(BIN)/python scripts/dmc_study.py
+
 reproduce-table1: install
 	for cfg in experiments/*.yaml; do \
 	  $(BIN)/assoc fit --config $$cfg --trainer.logger.init_args.save_dir runs/table1 || exit 1; \

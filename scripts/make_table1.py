@@ -28,6 +28,7 @@ COLUMNS = [
     ("modality_acc", "modality acc"),
     ("crossmodal_acc/audio2image", "a2i cross-modal acc"),
     ("crossmodal_acc/image2audio", "i2a cross-modal acc"),
+    ("localization/peak_acc", "localization peak acc"),
 ]
 # method -> (metric, paper value, where the paper's number comes from)
 HEADLINE = {
@@ -35,6 +36,11 @@ HEADLINE = {
         "linear_top1/image",
         0.778,
         "ACIVW image linear top-1, + unpaired Kinetics sounds (Table 1)",
+    ),
+    "dmc": (
+        "linear_top1/audio",
+        0.826,
+        "ESC-50 audio linear SVM accuracy, 5 folds, the visually supervised DMC (leaderboard)",
     ),
     "ig_embedding": ("cluster_purity", 0.984, "purity, MNIST+TIDIGITS, lambda 2.15e-2 (Table 1)"),
     "cmcr": ("retrieval/a2i_map", 0.0411, "AVE A2I mAP, CLIP+CLAP, instance level (Table 1)"),

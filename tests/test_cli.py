@@ -24,6 +24,7 @@ TINY_EXTRA = {
         "--data.init_args.batch_size", "16", "--model.init_args.num_slots", "50",
         "--eval.linear_probe.max_iter", "50",
     ],
+    "dmc": ["--data.init_args.batch_size", "16"],
 }  # fmt: skip
 
 
@@ -64,6 +65,9 @@ def test_experiment_runs_end_to_end(config, digits_dir, tmp_path):
         assert 0.1 <= final["cluster_purity"] <= 1.0
     if "modality_acc" in final:
         assert 0.0 <= final["modality_acc"] <= 1.0
+    if config.stem == "dmc":  # the canvas localization check and its picture
+        assert 0.0 <= final["localization/peak_acc"] <= 1.0
+        assert list(run.glob("localization_test_step*.png"))
 
 
 def test_ig_embedding_reports_val_and_test_and_saves_tsne(digits_dir, tmp_path):
