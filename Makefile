@@ -59,6 +59,7 @@ bench: install
 	$(BIN)/python bench/knn_retrieval.py
 	$(BIN)/python bench/cmcr_training.py
 	$(BIN)/python bench/bma_memory.py
+	$(BIN)/python bench/dmc.py
 
 docker:
 	docker build -t assoc_lightning .

@@ -2,7 +2,9 @@
 
 - gather_with_grad: the contrastive losses (InfoNCE, BMA-Memory's multi-positive NT-Xent with
   ids gathered beside the rows) and the IG sampled margin ranking loss give the same loss and
-  the same (DDP-averaged) gradients on 1 and 2 ranks.
+  the same (DDP-averaged) gradients on 1 and 2 ranks; so do DMC's centre-matching hinge
+  (cosine and Euclidean) and the Simplified DMC's contrastive loss, with fixed negatives that
+  point into the global batch (across ranks too), and their gradients w.r.t. every centre.
 - Evaluation: `assoc validate` on 2 ranks gives the same metrics as on 1 rank, on a split whose
   size (269 images) is odd, so the distributed sampler pads a duplicate that must be dropped.
 """
@@ -21,7 +23,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from assoc_lightning.losses import info_nce, multi_positive_nt_xent, sampled_margin_ranking_loss
-from assoc_lightning.utils.dist import gather_with_grad
+from assoc_lightning.losses.clustering import cluster_margin_loss, simplified_dmc_loss
+from assoc_lightning.utils.dist import gather_objects, gather_with_grad
 from tests.conftest import NO_FINAL_EVAL, ROOT, TINY_SPEAKERS
 
 
@@ -63,6 +66,33 @@ def losses(x, y, w, imp_v, imp_a, rows):
     return torch.stack([nce, rank_loss, ntx]).detach(), w.grad
 
 
+def make_centres():
+    """DMC centres ``[8, k, d]`` (k = 3) and Simplified DMC centres (2 visual, 1 audio), and one
+    fixed negative sound per image: a global row, never the image's own, some on the other
+    rank, two of them (5 and 1) drawn twice, so gradients cross ranks and accumulate."""
+    g = torch.Generator().manual_seed(1)
+    cv, ca = torch.randn(8, 3, 4, generator=g), torch.randn(8, 3, 4, generator=g)
+    sv, sa = torch.randn(8, 2, 4, generator=g), torch.randn(8, 1, 4, generator=g)
+    negatives = torch.tensor([5, 2, 7, 5, 1, 6, 3, 1])
+    return cv, ca, sv, sa, negatives
+
+
+def dmc_losses(cv, ca, sv, sa, negatives, rows):
+    """DMC's losses of the local ``rows`` and, per loss, the gradients w.r.t. the local visual
+    and audio centres (one backward each, so a wrong term cannot hide behind another)."""
+    cv, ca, sv, sa = (t[rows].clone().requires_grad_(True) for t in (cv, ca, sv, sa))
+    neg = negatives[rows]
+    out = {
+        "hinge": (cluster_margin_loss(cv, ca, neg), (cv, ca)),  # cosine, margin k
+        # a small margin leaves some rows inactive: the relu's kink must agree too
+        "euclid": (cluster_margin_loss(cv, ca, neg, 1.0, "euclidean"), (cv, ca)),
+        "simplified": (simplified_dmc_loss(sv, sa, neg, margin=5.0), (sv, sa)),
+    }
+    loss = torch.stack([v[0] for v in out.values()]).detach()
+    grads = {k: torch.autograd.grad(v[0], v[1]) for k, v in out.items()}
+    return loss, grads
+
+
 def worker(rank: int, port: int, out_path: str) -> None:
     isolate_child_output(out_path, rank)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
@@ -72,20 +102,47 @@ def worker(rank: int, port: int, out_path: str) -> None:
     stacked, grad = losses(x, y, w, imp_v, imp_a, rows)
     dist.all_reduce(stacked)
     dist.all_reduce(grad)  # what DDP does: average the ranks' gradients
+    dmc, dmc_grads = dmc_losses(*make_centres(), rows)
+    dist.all_reduce(dmc)
+    # each rank holds its rows' centre gradients (an all-gathered row's include the other
+    # rank's loss): concatenated and averaged over ranks, they are the gradients of the mean
+    # of the ranks' losses, the loss DDP trains
+    gathered = {k: [torch.cat(gather_objects(t)) / 2 for t in g] for k, g in dmc_grads.items()}
     if rank == 0:
-        torch.save({"losses": stacked / 2, "grad": grad / 2}, out_path)
+        torch.save(
+            {"losses": stacked / 2, "grad": grad / 2, "dmc": dmc / 2, "dmc_grads": gathered},
+            out_path,
+        )
     dist.barrier()  # nobody tears gloo down while the other rank still talks to it
     dist.destroy_process_group()
 
 
-def test_gathered_losses_match_single_process(tmp_path):
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory):
+    """The worker's results on 2 gloo ranks (one spawn for every loss)."""
+    out = tmp_path_factory.mktemp("ddp") / "ddp.pt"
+    mp.spawn(worker, args=(free_port(), str(out)), nprocs=2, join=True)
+    return torch.load(out)
+
+
+def test_gathered_losses_match_single_process(two_ranks):
     x, y, w, imp_v, imp_a = make_problem()
     single, grad = losses(x, y, w, imp_v, imp_a, torch.arange(8))
-    out = tmp_path / "ddp.pt"
-    mp.spawn(worker, args=(free_port(), str(out)), nprocs=2, join=True)
-    ddp = torch.load(out)
-    assert torch.allclose(ddp["losses"], single, atol=1e-6)
-    assert torch.allclose(ddp["grad"], grad, atol=1e-6)
+    assert torch.allclose(two_ranks["losses"], single, atol=1e-6)
+    assert torch.allclose(two_ranks["grad"], grad, atol=1e-6)
+
+
+def test_dmc_losses_match_single_process(two_ranks):
+    single, grads = dmc_losses(*make_centres(), torch.arange(8))
+    assert torch.allclose(two_ranks["dmc"], single, atol=1e-6)
+    for name, (visual, audio) in grads.items():
+        got_visual, got_audio = two_ranks["dmc_grads"][name]
+        assert torch.allclose(got_visual, visual, atol=1e-6), name
+        assert torch.allclose(got_audio, audio, atol=1e-6), name
+        # every negative row (1, 3, 5, 7 for an image on the other rank) has a gradient: the
+        # comparison covers the gather's backward, it is not vacuous
+        negatives = make_centres()[-1]
+        assert (audio[negatives].flatten(1).abs().sum(1) > 0).all(), name
 
 
 class Doubler(torch.nn.Module):
