@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from assoc_lightning import data as _data  # noqa: F401  (registers datamodules for bare names)
@@ -30,6 +33,7 @@ from assoc_lightning.errors import AssocError
 from assoc_lightning.eval.callbacks import EvaluationSuite
 from assoc_lightning.eval.results import ResultsWriter
 from assoc_lightning.methods.base import AssociativeMethod
+from assoc_lightning.utils.progress import StepsProgressBar
 
 
 class AssocSaveConfig(SaveConfigCallback):
@@ -64,6 +68,11 @@ class AssocCLI(LightningCLI):
         # The shared evaluation (kNN, linear probe, retrieval) is on for every run; configure
         # its children under `eval:` (e.g. `eval: {knn: {ks: [20]}, retrieval: null}`).
         parser.add_lightning_class_args(EvaluationSuite, "eval")
+        # The console shows one table of headline metrics when fit / validate / test ends;
+        # `--all_metrics true` also prints every metric as it is computed.
+        parser.add_argument(
+            "--all_metrics", type=bool, default=False, help="print every metric as it comes"
+        )
         # Same seed, same numbers: deterministic kernels wherever PyTorch has them (on CPU the
         # IG embedding's gathered-impostor backward differs run to run without); ops with no
         # deterministic kernel (some CUDA ones) warn instead of failing. `false` turns it off.
@@ -88,9 +97,17 @@ class AssocCLI(LightningCLI):
             self._resume = path
 
     def instantiate_trainer(self, **kwargs):
+        config = self._get(self.config_init, "trainer", default={})
+        callbacks = list(config.get("callbacks") or [])
+        if config.get("enable_progress_bar") is not False and not any(
+            isinstance(c, ProgressBar) for c in callbacks
+        ):  # our bar, unless the config names one or switches it off
+            kwargs["callbacks"] = [*callbacks, StepsProgressBar()]
         trainer = super().instantiate_trainer(**kwargs)
-        configs = self.config.get(self.subcommand, self.config).get("config") or []
-        trainer.callbacks.append(ResultsWriter([str(c) for c in configs]))
+        cfg = self.config.get(self.subcommand, self.config)
+        configs = cfg.get("config") or []
+        verbose = bool(cfg.get("all_metrics"))
+        trainer.callbacks.append(ResultsWriter([str(c) for c in configs], verbose=verbose))
         trainer.callbacks.append(runs.RunState())
         if getattr(self, "_resume", None):
             runs.continue_files(trainer, self._resume)
@@ -162,9 +179,24 @@ def extract(argv: list[str]) -> None:
     )
 
 
+class _DropTips(logging.Filter):
+    """Lightning's "💡 Tip: ... litlogger / litmodels" advertisements."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+def quiet_known_noise() -> None:
+    """Silence third-party messages known to be harmless on every run: Lightning's tips and
+    the deprecation warning its own pytree helper triggers in torch (nothing a user can fix)."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropTips())
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
 def main(args: list[str] | None = None) -> None:
     """Console entry point ``assoc``: ``extract`` here, every other subcommand LightningCLI's."""
     os.environ.setdefault("WANDB_MODE", "offline")  # wandb stays offline unless the user says
+    quiet_known_noise()
     argv = sys.argv[1:] if args is None else list(args)
     try:
         if argv[:1] == ["extract"]:

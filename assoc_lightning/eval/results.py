@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import time
 from pathlib import Path
 
 from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.utilities import rank_zero_info
+from rich.console import Console
+from rich.table import Table
 
 from assoc_lightning.utils.dist import rank
 
@@ -31,20 +35,71 @@ def git_revision(path: str | Path = ".") -> str:
         return "unknown"
 
 
-class ResultsWriter(Callback):
-    """Appends evaluation metrics to ``<log_dir>/results.jsonl`` (rank 0 writes).
+# The metrics of the console summary (``HEADLINE``, full names or a family's prefix); every
+# metric stays in results.jsonl and metrics.csv.
+HEADLINE = re.compile(
+    r"^(knn_top1|knn_majority_top1|linear_top1)/|^retrieval/(a2i|i2a)_(r1|map|class_r1|class_map)$"
+    r"|^(cluster_purity|modality_acc)$|^crossmodal_acc/|^recognition_acc"
+    r"|^localization/(ciou|auc|peak_acc)$|^transfer/[^/]+/(knn_top1|linear_top1|linear_clip_top1)$"
+)
 
-    The CLI adds one with the config files of the run; evaluation callbacks find it through
-    :func:`results_writer`. Each line: method, datamodule, split, metric, value, epoch, step,
-    seed, config, git revision, time.
+
+class ResultsWriter(Callback):
+    """Appends evaluation metrics to ``<log_dir>/results.jsonl`` (rank 0 writes) and shows
+    them: one table of the headline metrics when fit, validate or test ends (every metric, one
+    line each as it is computed, with ``verbose``).
+
+    The CLI adds one with the config files of the run (``assoc fit --all_metrics true`` for
+    the lines); evaluation callbacks find it through :func:`results_writer`. Each line of the file:
+    method, datamodule, split, metric, value, epoch, step, seed, config, git revision, time.
     """
 
     def __init__(
-        self, config_paths: list[str] | None = None, filename: str = "results.jsonl"
+        self,
+        config_paths: list[str] | None = None,
+        filename: str = "results.jsonl",
+        verbose: bool = False,
     ) -> None:
         self.config_paths = [str(p) for p in (config_paths or [])]
         self.filename = filename
+        self.verbose = verbose
+        self.latest: dict[str, dict[str, tuple[float, int]]] = {}
         self._git = None
+
+    def announce(self, trainer: Trainer, split: str, metrics: dict[str, float]) -> None:
+        """Remember the metrics for the summary (and print each one when ``verbose``)."""
+        seen = self.latest.setdefault(split, {})
+        for name, value in metrics.items():
+            seen[name] = (float(value), trainer.current_epoch)
+            if self.verbose:
+                rank_zero_info(f"[{split}] {name} = {value:.4f} (epoch {trainer.current_epoch})")
+
+    def summary(self) -> Table | None:
+        """A rich table of the newest value of each headline metric per split."""
+        splits = [s for s in ("train", "val", "test") if s in self.latest]
+        splits += sorted(set(self.latest) - set(splits))
+        names = sorted({n for s in splits for n in self.latest[s] if HEADLINE.search(n)})
+        if not names:
+            return None
+        table = Table(title="headline metrics (all of them: results.jsonl, metrics.csv)")
+        table.add_column("metric", style="cyan")
+        for split in splits:
+            epochs = {e for _, e in self.latest[split].values()}
+            table.add_column(f"{split} (epoch {max(epochs)})", justify="right")
+        for name in names:
+            cells = [self.latest[s].get(name) for s in splits]
+            table.add_row(name, *(f"{c[0]:.4f}" if c else "-" for c in cells))
+        return table
+
+    def print_summary(self, trainer: Trainer) -> None:
+        table = self.summary() if trainer.is_global_zero else None
+        if table is not None:
+            Console().print(table)
+        self.latest = {}
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        """End of fit, validate or test: after the progress bar has stopped."""
+        self.print_summary(trainer)
 
     def path(self, trainer: Trainer) -> Path:
         """Where results go. Call on every rank: ``trainer.log_dir`` is a broadcast."""

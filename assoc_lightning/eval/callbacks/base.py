@@ -173,9 +173,9 @@ class EmbeddingEvalCallback(Callback):
                 logger.log_metrics(
                     {f"{split}/{k}": v for k, v in metrics.items()}, step=trainer.global_step
                 )
-        results_writer(trainer).write(trainer, pl_module, split, metrics)
-        for name, value in metrics.items():
-            rank_zero_info(f"[{split}] {name} = {value:.4f} (epoch {trainer.current_epoch})")
+        writer = results_writer(trainer)
+        writer.write(trainer, pl_module, split, metrics)
+        writer.announce(trainer, split, metrics)
         return metrics
 
     # The three moments, with the cache to use (their own, or a suite's).
