@@ -8,6 +8,7 @@ the result equals the dense formula, memory use is ``query_chunk x memory_chunk`
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -23,7 +24,9 @@ def _rows(x, start: int, stop: int, device, dtype) -> torch.Tensor:
     """Rows of a tensor or a (memory-mapped) numpy array, as a normalized device tensor."""
     block = x[start:stop]
     if isinstance(block, np.ndarray):
-        block = torch.from_numpy(np.ascontiguousarray(block))
+        with warnings.catch_warnings():  # a read-only memmap: the tensor is only read here
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            block = torch.from_numpy(np.ascontiguousarray(block))
     return F.normalize(block.to(device=device, dtype=dtype), dim=-1)
 
 

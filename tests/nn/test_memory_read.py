@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -23,6 +25,17 @@ def test_memory_read_chunked_equals_dense_formula():
     # a tiny temperature does not overflow: the read becomes the nearest item
     sharp = memory_read(q, m, tau=1e-4, memory_chunk=5)
     torch.testing.assert_close(sharp, mn[(qn @ mn.T).argmax(1)], atol=1e-5, rtol=0)
+
+
+def test_read_only_memmap_reads_without_a_warning(tmp_path):
+    m = np.random.default_rng(0).standard_normal((23, 6)).astype(np.float32)
+    np.save(tmp_path / "m.npy", m)
+    mapped = np.load(tmp_path / "m.npy", mmap_mode="r")  # read-only, as the embedding caches
+    q = torch.randn(5, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = memory_read(q, mapped, tau=0.05, memory_chunk=7)
+    torch.testing.assert_close(got, memory_read(q, torch.from_numpy(m), tau=0.05))
 
 
 def test_memory_read_ablation_modes():
