@@ -60,6 +60,7 @@ bench: install
 	$(BIN)/python bench/cmcr_training.py
 	$(BIN)/python bench/bma_memory.py
 	$(BIN)/python bench/dmc.py
+	$(BIN)/python bench/gather.py
 
 docker:
 	docker build -t assoc_lightning .

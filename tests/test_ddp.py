@@ -5,8 +5,9 @@
   the same (DDP-averaged) gradients on 1 and 2 ranks; so do DMC's centre-matching hinge
   (cosine and Euclidean) and the Simplified DMC's contrastive loss, with fixed negatives that
   point into the global batch (across ranks too), and their gradients w.r.t. every centre.
-- Evaluation: `assoc validate` on 2 ranks gives the same metrics as on 1 rank, on a split whose
-  size (269 images) is odd, so the distributed sampler pads a duplicate that must be dropped.
+- Evaluation: `assoc validate` on 2 ranks (started by Lightning, and by torchrun) gives the same
+  metrics as on 1 rank, on a split whose size (269 images) is odd, so the distributed sampler
+  pads a duplicate that must be dropped; features travel as padded tensors.
 """
 
 from __future__ import annotations
@@ -186,11 +187,12 @@ def test_feature_bank_gathers_dedups_and_matches_single_process(tmp_path):
         assert torch.equal(f.embeddings, single.embeddings) and torch.equal(f.labels, single.labels)
 
 
-def run_cli(args, tmp_path, env_extra=None):
+def run_cli(args, tmp_path, env_extra=None, launcher=()):
+    """``assoc`` in a subprocess (``launcher``: e.g. torchrun's module and its arguments)."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env_extra or {})}
     proc = subprocess.run(
-        [sys.executable, "-m", "assoc_lightning.cli", *args], capture_output=True, text=True, cwd=tmp_path,
-        env=env, timeout=600,
+        [sys.executable, *launcher, "-m", "assoc_lightning.cli", *args], capture_output=True,
+        text=True, cwd=tmp_path, env=env, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -217,16 +219,24 @@ def test_ddp_validate_matches_single_process(digits_dir, tmp_path):
              *NO_FINAL_EVAL, "--trainer.logger.init_args.save_dir", "fit"], tmp_path)  # fmt: skip
     ckpt = next((tmp_path / "fit").rglob("last.ckpt"))
     results = {}
-    for devices in (1, 2):
-        save = f"val{devices}"
+    # 1 process; 2 ranks started by Lightning; 2 ranks started by torchrun (what a cluster
+    # launcher does: Lightning reads the ranks from torchrun's environment)
+    torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    for name, devices, launcher in (
+        ("one", 1, []),
+        ("lightning", 2, []),
+        ("torchrun", 2, torchrun),
+    ):
         strategy = ["--trainer.strategy", "ddp"] if devices > 1 else []
         run_cli(["validate", *common, "--trainer.devices", str(devices), *strategy, "--ckpt_path", str(ckpt),
-                 "--trainer.logger.init_args.save_dir", save], tmp_path)  # fmt: skip
-        results[devices] = metrics_of(next((tmp_path / save).rglob("version_0")))
-    assert set(results[1]) == set(results[2]) and "knn_top1/image" in results[1]
-    assert "retrieval/a2i_r1" in results[1] and "cluster_purity" in results[1]
-    for name, value in results[1].items():
-        assert results[2][name] == pytest.approx(value, abs=1e-9), name
+                 "--trainer.logger.init_args.save_dir", name], tmp_path, launcher=launcher)  # fmt: skip
+        results[name] = metrics_of(next((tmp_path / name).rglob("version_0")))
+    assert "knn_top1/image" in results["one"]
+    assert "retrieval/a2i_r1" in results["one"] and "cluster_purity" in results["one"]
+    for run in ("lightning", "torchrun"):
+        assert set(results[run]) == set(results["one"]), run
+        for name, value in results["one"].items():
+            assert results[run][name] == pytest.approx(value, abs=1e-9), (run, name)
 
 
 @pytest.mark.slow

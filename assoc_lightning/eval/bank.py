@@ -18,7 +18,7 @@ from lightning.pytorch.utilities import move_data_to_device
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from assoc_lightning.errors import RunError
-from assoc_lightning.utils.dist import gather_objects, rank, world_size
+from assoc_lightning.utils.dist import gather_rows, rank, world_size
 
 
 @dataclass
@@ -93,9 +93,13 @@ def collect_features(
             lab.append(batch["label"].cpu())
     finally:
         module.train(was_training)
-    local_idx, local_lab = torch.cat(idx), torch.cat(lab)
-    shards = gather_objects({m: (local_idx, torch.cat(e), local_lab) for m, e in emb.items()})
-    return {m: merge_shards([s[m] for s in shards], len(dataset)) for m in modalities}
+    # padded tensor gathers (utils/dist.py: gather_rows), never pickled
+    all_idx, all_lab = gather_rows(torch.cat(idx)), gather_rows(torch.cat(lab))
+    out = {}
+    for m in modalities:
+        shards = zip(all_idx, gather_rows(torch.cat(emb[m])), all_lab, strict=True)
+        out[m] = merge_shards(list(shards), len(dataset))
+    return out
 
 
 def balanced_subset(
