@@ -21,8 +21,9 @@ import time
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import Callback, LightningDataModule, Trainer
+from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import CombinedLoader
+from timing import fit_throughput
 from torch.utils.data import DataLoader, Dataset
 
 from assoc_lightning.losses import multi_positive_nt_xent
@@ -73,20 +74,7 @@ class Data(LightningDataModule):
 def run_lightning(width: int, batch: int, steps: int, device: str) -> float:
     torch.manual_seed(0)
     model = BMAMemory(width=width, **SMALL)
-    times: list[float] = []
-
-    class Clock(Callback):
-        def on_train_batch_end(self, *args):
-            if device == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter())
-
-    trainer = Trainer(
-        max_steps=steps + 2, accelerator=device, devices=1, logger=False, callbacks=[Clock()],
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-    )  # fmt: skip
-    trainer.fit(model, Data(batch * (steps + 2), batch))
-    return batch * steps / (times[-1] - times[1])  # skip 2 warm-up steps
+    return fit_throughput(model, Data(batch * (steps + 2), batch), batch, steps, device)
 
 
 def run_plain(width: int, batch: int, steps: int, device: str) -> float:
