@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat constraints.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test test-ddp lint format bench ig-sweep cmcr-ablation bma-study dmc-study reproduce-table1 docker clean
+.PHONY: install run test test-ddp lint format bench gpu-check ig-sweep cmcr-ablation bma-study dmc-study voice-study reproduce-table1 docker clean
 
 install: $(STAMP)
 
@@ -48,6 +48,11 @@ bma-study: install
 dmc-study: install
 	$(BIN)/python scripts/dmc_study.py
 
+# C-MCR, IG, VAE associator x augmentation on/off x 3 seeds, seen vs unseen voice families
+# -> results/voices.md (36 runs, ~100 min on 2 CPU cores)
+voice-study: install
+	$(BIN)/python scripts/voice_study.py
+
 reproduce-table1: install
 	for cfg in experiments/*.yaml; do \
 	  $(BIN)/assoc fit --config $$cfg --trainer.logger.init_args.save_dir runs/table1 || exit 1; \
@@ -61,6 +66,11 @@ bench: install
 	$(BIN)/python bench/bma_memory.py
 	$(BIN)/python bench/dmc.py
 	$(BIN)/python bench/gather.py
+
+# Needs a GPU (CI skips it): every method 300 steps in bf16-mixed and fp32 (finite losses, test
+# metrics within 0.05), DDP over all GPUs when several; samples/s, GPU busy % -> runs/gpu_check/
+gpu-check: install
+	$(BIN)/python scripts/gpu_check.py
 
 docker:
 	docker build -t assoc_lightning .

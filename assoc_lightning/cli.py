@@ -21,6 +21,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Optional
 
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
@@ -28,6 +29,7 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from assoc_lightning import data as _data  # noqa: F401  (registers datamodules for bare names)
 from assoc_lightning import methods as _methods  # noqa: F401  (registers methods)
 from assoc_lightning import runs
+from assoc_lightning.augmentation import AudioAugmentation
 from assoc_lightning.data.base import AssocDataModule
 from assoc_lightning.errors import AssocError
 from assoc_lightning.eval.callbacks import EvaluationSuite
@@ -45,7 +47,9 @@ class AssocSaveConfig(SaveConfigCallback):
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 config = self.parser.dump(self.config)
-                logger.experiment.config.update({"config_yaml": config}, allow_val_change=True)
+                logger.experiment.config.update(
+                    {"config_yaml": config, "log_dir": trainer.log_dir}, allow_val_change=True
+                )
 
 
 class AssocCLI(LightningCLI):
@@ -73,6 +77,14 @@ class AssocCLI(LightningCLI):
         parser.add_argument(
             "--all_metrics", type=bool, default=False, help="print every metric as it comes"
         )
+        # Training-time waveform augmentation for any method (`augmentation.py`); the embedded
+        # speech experiments switch it on, `--augment null` switches it off.
+        parser.add_argument(
+            "--augment",
+            type=Optional[AudioAugmentation],  # noqa: UP045  (jsonargparse reads the hint)
+            default=None,
+            help="augment training waveforms (assoc_lightning.augmentation.AudioAugmentation)",
+        )
         # Same seed, same numbers: deterministic kernels wherever PyTorch has them (on CPU the
         # IG embedding's gathered-impostor backward differs run to run without); ops with no
         # deterministic kernel (some CUDA ones) warn instead of failing. `false` turns it off.
@@ -83,6 +95,8 @@ class AssocCLI(LightningCLI):
         none) and, for ``fit``, continue the run's own version folder (see ``runs.py``)."""
         self._resume = None
         cfg = self.config.get(self.subcommand)
+        if cfg is not None:
+            name_wandb_runs(cfg, self.subcommand)
         if cfg is None or not cfg.get("ckpt_path"):
             return
         csv_logger = _csv_logger_config(cfg.get("trainer.logger"))
@@ -108,6 +122,9 @@ class AssocCLI(LightningCLI):
         configs = cfg.get("config") or []
         verbose = bool(cfg.get("all_metrics"))
         trainer.callbacks.append(ResultsWriter([str(c) for c in configs], verbose=verbose))
+        augment = self._get(self.config_init, "augment")
+        if augment is not None:
+            trainer.callbacks.append(augment)
         trainer.callbacks.append(runs.RunState())
         if getattr(self, "_resume", None):
             runs.continue_files(trainer, self._resume)
@@ -123,13 +140,53 @@ class AssocCLI(LightningCLI):
             self.trainer.save_checkpoint(os.path.join(cb.dirpath, "last.ckpt"))
 
 
+def _logger_configs(logger, kind: str) -> list:
+    """The ``trainer.logger`` config entries whose class is ``kind`` (e.g. ``"CSVLogger"``)."""
+    entries = logger if isinstance(logger, list) else [logger]
+    return [e for e in entries if hasattr(e, "get") and str(e.get("class_path", "")).endswith(kind)]
+
+
 def _csv_logger_config(logger):
     """The (first) CSVLogger entry of a ``trainer.logger`` config, or None."""
-    entries = logger if isinstance(logger, list) else [logger]
+    found = _logger_configs(logger, "CSVLogger")
+    return found[0] if found else None
+
+
+def experiment_name(configs) -> str:
+    """The experiment a run's config files name: the first one not under ``base/`` (an add-on),
+    relative to ``experiments/`` when it lies there (``cmcr``, ``paper/dmc_esc50``)."""
+    paths = [Path(str(c)) for c in configs or []]
+    main = [p for p in paths if p.parent.name != "base"] or paths
+    if not main:
+        return "cli"
+    parts = main[0].with_suffix("").parts
+    return (
+        "/".join(parts[parts.index("experiments") + 1 :]) if "experiments" in parts else parts[-1]
+    )
+
+
+def name_wandb_runs(cfg, subcommand: str) -> None:
+    """Name, group and tag each WandbLogger's run from the config unless the config does:
+    name ``<experiment>-<Method>-<DataModule>-seed<N>``, group ``<experiment>`` (a study's seeds
+    side by side), tags the method and datamodule, job type the subcommand."""
+    entries = _logger_configs(cfg.get("trainer.logger"), "WandbLogger")
+    if not entries:
+        return
+    experiment = experiment_name(cfg.get("config"))
+    method = str(cfg.get("model.class_path", "model")).rsplit(".", 1)[-1]
+    datamodule = str(cfg.get("data.class_path", "data")).rsplit(".", 1)[-1]
+    csv = _csv_logger_config(cfg.get("trainer.logger"))
+    csv_name = csv.get("init_args").get("name") if csv is not None else None
+    seed = cfg.get("seed_everything")
     for entry in entries:
-        if hasattr(entry, "get") and str(entry.get("class_path", "")).endswith("CSVLogger"):
-            return entry
-    return None
+        args = entry["init_args"]
+        if args.get("name") in (None, csv_name):  # unset, or the CSV name merged into it
+            args["name"] = f"{experiment}-{method}-{datamodule}-seed{seed}"
+        for key, value in (("group", experiment), ("tags", [method, datamodule])):
+            if args.get(key) is None:
+                args[key] = value
+        if args.get("job_type") is None:
+            args["job_type"] = subcommand
 
 
 def _assoc_error(err: BaseException) -> Exception | None:
@@ -201,6 +258,10 @@ def main(args: list[str] | None = None) -> None:
     try:
         if argv[:1] == ["extract"]:
             extract(argv[1:])
+        elif argv[:1] == ["retrieve"]:
+            from assoc_lightning import retrieve
+
+            retrieve.main(argv[1:])
         else:
             AssocCLI(args=args)
     except Exception as exc:

@@ -11,10 +11,10 @@ import pytest
 os.environ.setdefault("WANDB_MODE", "offline")
 ROOT = Path(__file__).resolve().parents[1]
 TINY_SPEAKERS = 20  # 14 / 3 / 3 speakers -> 140 / 30 / 30 clips
-# CLI arguments that skip the shared evaluation (kNN, linear probe, retrieval) on the final split
-# and the transfer evaluation (which runs on the final split only)
+# CLI arguments that skip the shared evaluation (kNN, linear probe, retrieval, the two pictures) on
+# the final split and the transfer evaluation (which runs on the final split only)
 NO_FINAL_EVAL = [
-    arg for part in ("knn", "linear_probe", "retrieval")
+    arg for part in ("knn", "linear_probe", "retrieval", "tsne", "retrieval_examples")
     for arg in (f"--eval.{part}.final_split", "null")
 ] + ["--eval.transfer", "null"]  # fmt: skip
 

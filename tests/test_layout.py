@@ -12,7 +12,9 @@ PACKAGE = ROOT / "assoc_lightning"
 # layer (a module prefix) -> the prefixes it may import; the most specific layer applies
 ALLOWED = {
     "cli": ("",),
+    "retrieve": ("retrieve", "methods", "data", "eval", "nn", "utils", "errors"),
     "runs": ("runs", "utils", "errors"),
+    "augmentation": ("augmentation", "nn", "utils", "errors"),
     "methods": ("methods", "nn", "losses", "features", "utils", "errors", "data.protocols"),
     "eval": ("eval", "utils", "errors", "data.protocols"),
     "features": ("features", "nn.towers", "utils", "errors"),

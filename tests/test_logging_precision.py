@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import time
+import json
 
 import pytest
 import torch
 import yaml
 
-from assoc_lightning.cli import main
+from assoc_lightning.cli import experiment_name, main
 from tests.conftest import NO_FINAL_EVAL, ROOT, TINY_SPEAKERS
+from tests.fixtures.wandb_offline import read_run
 
 
 def base_args(digits_dir):
@@ -26,29 +27,54 @@ def base_args(digits_dir):
     ]  # fmt: skip
 
 
-def test_wandb_config_composes_offline_one_run_with_config(digits_dir, tmp_path, monkeypatch):
+def test_wandb_offline_run_named_grouped_with_summary_and_panels(digits_dir, tmp_path, monkeypatch):
+    """One offline wandb run per job, named and grouped from the config, the resolved config
+    and the headline metrics in it, and the pictures as panels (t-SNE, the retrieval examples
+    as a picture and a Table), read back from the run's own files; the same pictures in the
+    run folder."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WANDB_MODE", "offline")
-    main(base_args(digits_dir) + ["--config", str(ROOT / "experiments/base/wandb.yaml")])
+    final = ["--eval.knn.final_split", "null", "--eval.linear_probe.final_split", "null"]
+    args = [a for a in base_args(digits_dir) if a not in NO_FINAL_EVAL] + final
+    main(args + ["--eval.transfer", "null", "--config", str(ROOT / "experiments/base/wandb.yaml")])
     import wandb
 
     wandb.finish()  # flush the offline run (a CLI process does this at exit)
     runs = list((tmp_path / "runs" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1  # one wandb run for the job
-    # the offline run's record log; wandb's service process may still be flushing it after
-    # finish() returns on a loaded machine (seen once: 7 bytes read), so wait for it a little
-    deadline = time.monotonic() + 30
-    while True:
-        record = b"".join(p.read_bytes() for p in runs[0].glob("run-*.wandb"))
-        if b"config_yaml" in record or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert b"config_yaml" in record and b"IGEmbedding" in record  # resolved config pushed
-    saved = yaml.safe_load(
-        (tmp_path / "runs" / "ig_embedding" / "version_0" / "config.yaml").read_text()
-    )
+    run = read_run(runs[0])
+    assert run["exited"]
+    assert run["name"] == "ig_embedding-IGEmbedding-DigitsDataModule-seed0"
+    assert run["group"] == "ig_embedding" and run["job_type"] == "fit"
+    assert run["tags"] == ["IGEmbedding", "DigitsDataModule"]
+    assert {"config_yaml", "log_dir"} <= run["config"]  # the resolved config, the run folder
+
+    folder = tmp_path / "runs" / "ig_embedding" / "version_0"
+    results = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
+    r1 = next(r["value"] for r in results if r["metric"] == "retrieval/a2i_class_r1")
+    assert run["summary"]["test/retrieval/a2i_class_r1"] == pytest.approx(r1)
+
+    media = run["media"]
+    assert any(m.startswith("media/images/test/tsne_") for m in media)
+    assert any(m.startswith("media/images/test/retrieval_examples_picture_") for m in media)
+    table = [m for m in media if m.startswith("media/table/test/retrieval_examples_")]
+    assert len(table) == 1
+    rows = json.loads((runs[0] / "files" / table[0]).read_text())
+    assert rows["columns"] == ["query", "class", "top1", "top2", "top3", "top4", "top5", "hits"]
+    assert len(rows["data"]) == 10 and all(0 <= row[-1] <= 5 for row in rows["data"])
+    # the same pictures in the run folder, wandb or not
+    assert (folder / "tsne_test_step2.png").is_file()
+    assert (folder / "retrieval_examples_test_step2.png").is_file()
+    saved = yaml.safe_load((folder / "config.yaml").read_text())
     loggers = saved["trainer"]["logger"]
     assert [lg["class_path"].rsplit(".", 1)[1] for lg in loggers] == ["CSVLogger", "WandbLogger"]
+
+
+def test_experiment_names_for_wandb():
+    assert experiment_name(["experiments/cmcr.yaml", "experiments/base/wandb.yaml"]) == "cmcr"
+    assert experiment_name([ROOT / "experiments/paper/dmc_esc50.yaml"]) == "paper/dmc_esc50"
+    assert experiment_name(["/elsewhere/mine.yaml"]) == "mine"
+    assert experiment_name([]) == "cli"
 
 
 @pytest.mark.parametrize("precision", ["bf16-mixed"])

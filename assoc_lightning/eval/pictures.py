@@ -1,4 +1,5 @@
-"""Pictures saved with a run: the t-SNE scatter of both modalities and grids of generated data."""
+"""Pictures saved with a run: the t-SNE scatter, grids of generated data, heat-map overlays
+and retrieval examples."""
 
 from __future__ import annotations
 
@@ -118,6 +119,81 @@ def heatmap_overlays(
             ax.set_axis_off()
         if titles:
             axes[0, i].set_title(titles[i], fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def display(x: torch.Tensor, sample_rate: int = 16000) -> np.ndarray:
+    """One dataset item as an ``[H, W, 3]`` picture in [0, 1]: an image min-max scaled (uint8
+    ones as 0-255); a raw waveform as its log-mel spectrogram (64 bands, 25 ms windows, 10 ms
+    hop at ``sample_rate``, 80 dB range, low frequencies at the bottom) and audio features
+    ``[F, T]`` as they are, both in the magma colour map."""
+    if x.dtype == torch.uint8:
+        x = x.float() / 255.0
+    x = x.detach().float().cpu()
+    if x.dim() == 1 and x.numel() < sample_rate // 40:  # too short for a spectrogram: values
+        return _colour_map(x[None])
+    if x.dim() == 1 or (x.dim() == 2 and x.size(0) in (1, 2) and x.size(1) > 4096):
+        from torchaudio.transforms import AmplitudeToDB, MelSpectrogram
+
+        win = sample_rate // 40
+        mel = MelSpectrogram(sample_rate, n_fft=win, hop_length=sample_rate // 100, n_mels=64)
+        spec = AmplitudeToDB(top_db=80.0)(mel(x.reshape(-1, x.size(-1)).mean(0)))
+        return _colour_map(spec.flip(0))
+    if x.dim() == 2 or (x.dim() == 3 and x.size(0) not in (1, 3)):  # features [F, T] / [C, F, T]
+        return _colour_map(x.reshape(-1, x.size(-1)).flip(0))
+    x = x[:3] if x.size(0) >= 3 else x[:1]
+    lo, hi = x.min(), x.max()
+    x = ((x - lo) / (hi - lo).clamp_min(1e-8)).expand(3, -1, -1)
+    return x.permute(1, 2, 0).numpy()
+
+
+def _colour_map(x: torch.Tensor) -> np.ndarray:
+    """``[H, W]`` min-max scaled into the magma colour map, ``[H, W, 3]``."""
+    from matplotlib import colormaps
+
+    x = (x - x.min()) / (x.max() - x.min()).clamp_min(1e-8)
+    return colormaps["magma"](x.numpy())[..., :3]
+
+
+def retrieval_examples_figure(
+    queries: list[np.ndarray],
+    query_titles: list[str],
+    matches: list[list[np.ndarray]],
+    match_titles: list[list[str]],
+    hits: list[list[bool]] | None,
+    title: str,
+    path: Path,
+) -> None:
+    """One row per query: the query picture, then its ranked matches, each titled and, with
+    ``hits``, framed green (hit) or red (miss); written to ``path`` (headless)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n, k = len(queries), max(len(m) for m in matches)
+    fig, axes = plt.subplots(
+        n, k + 1, figsize=(1.5 * (k + 1), 1.6 * n), squeeze=False, layout="constrained"
+    )
+    for i in range(n):
+        axes[i, 0].imshow(queries[i], aspect="auto")
+        axes[i, 0].set_title(query_titles[i], fontsize=7)
+        for j in range(k):
+            ax = axes[i, j + 1]
+            if j < len(matches[i]):
+                ax.imshow(matches[i][j])
+                ax.set_title(match_titles[i][j], fontsize=7)
+                for spine in ax.spines.values() if hits is not None else ():
+                    spine.set_edgecolor("tab:green" if hits[i][j] else "tab:red")
+                    spine.set_linewidth(3)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[i, 0].set_xticks([])
+        axes[i, 0].set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=9)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)

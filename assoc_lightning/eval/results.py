@@ -91,10 +91,27 @@ class ResultsWriter(Callback):
             table.add_row(name, *(f"{c[0]:.4f}" if c else "-" for c in cells))
         return table
 
+    def headline(self) -> dict[str, float]:
+        """``{"<split>/<metric>": newest value}`` of every headline metric seen."""
+        return {
+            f"{split}/{name}": value
+            for split, seen in self.latest.items()
+            for name, (value, _) in seen.items()
+            if HEADLINE.search(name)
+        }
+
     def print_summary(self, trainer: Trainer) -> None:
+        """Print the table and put the headline metrics in each wandb run's summary (the runs
+        table and the run's overview show them)."""
         table = self.summary() if trainer.is_global_zero else None
         if table is not None:
             Console().print(table)
+        if trainer.is_global_zero and self.latest:
+            from lightning.pytorch.loggers import WandbLogger
+
+            for logger in trainer.loggers:
+                if isinstance(logger, WandbLogger):
+                    logger.experiment.summary.update(self.headline())
         self.latest = {}
 
     def teardown(self, trainer, pl_module, stage: str) -> None:

@@ -90,14 +90,18 @@ def test_label_based_children_skip_unlabelled_data_with_one_message(tmp_path, ca
     suite = EvaluationSuite(KNNCallback(ks=(5,)), LinearProbeCallback(), RetrievalCallback())
     with caplog.at_level("INFO"):
         calls, metrics = run_test([suite], tmp_path, num_classes=0)
-    assert calls == 1 and metrics and all(k.startswith("retrieval/") for k in metrics)
+    # the test pairs (retrieval and its examples), each modality once more for the t-SNE
+    assert calls == 3 and metrics and all(k.startswith("retrieval/") for k in metrics)
     skipped = [r.message for r in caplog.records if "unlabelled" in r.message]
     assert len(skipped) == 2 and any("KNNCallback" in m for m in skipped)
 
 
 def test_switched_off_children_do_not_run(tmp_path):
-    calls, metrics = run_test([EvaluationSuite(knn=None, linear_probe=None)], tmp_path)
+    suite = EvaluationSuite(knn=None, linear_probe=None, tsne=None)
+    calls, metrics = run_test([suite], tmp_path)
     assert calls == 1 and all(k.startswith("retrieval/") for k in metrics)
+    kinds = [type(p).__name__.removeprefix("LazyInstance_") for p in suite.parts]
+    assert kinds == ["RetrievalCallback", "RetrievalExamplesCallback"]
 
 
 def test_print_config_shows_every_childs_defaults_and_yaml_sets_them(capsys, tmp_path):

@@ -190,8 +190,8 @@ class CMCRDigitsDataModule(CaptionLoaders, DigitsDataModule):
     Args:
         batch_size: captions per training batch (the paper: 10,240 on 2.33M captions).
         caption_seed: seed of the caption train/val/test split (10% / 10% held out).
-        num_speakers, generation_seed, data_dir, eval_batch_size, num_workers, seed: see
-            ``DigitsDataModule``.
+        num_speakers, generation_seed, test_voices, unseen_speakers, data_dir,
+            eval_batch_size, num_workers, seed: see ``DigitsDataModule``.
     """
 
     def __init__(
@@ -204,11 +204,13 @@ class CMCRDigitsDataModule(CaptionLoaders, DigitsDataModule):
         num_speakers: int = 240,
         generation_seed: int = 0,
         caption_seed: int = 0,
+        test_voices: str = "seen",
+        unseen_speakers: int = 40,
     ) -> None:
         super().__init__(
             num_speakers=num_speakers, generation_seed=generation_seed, data_dir=data_dir,
             batch_size=batch_size, eval_batch_size=eval_batch_size, num_workers=num_workers,
-            seed=seed,
+            seed=seed, test_voices=test_voices, unseen_speakers=unseen_speakers,
         )  # fmt: skip
         self.caption_seed = caption_seed
         self.captions: list[str] = []

@@ -12,6 +12,10 @@ Speech Commands. Split 70/15/15 by speaker: no voice is in two splits. A ``manif
 records the speakers, splits and every file's MD5; a damaged cache is regenerated. Generation
 is safe when several processes start on one fresh data dir (``utils/files.py``).
 
+A harder test beside the speaker-disjoint one: talkers whose voice-variant *family* (espeak-ng
+variants up to trailing digits: ``klatt`` .. ``klatt6``) no training talker has
+(:func:`plan_unseen_speakers`), generated into a folder of their own on first use.
+
 The same machinery (``words`` and ``tag`` arguments) makes the embedded transfer set, the
 Speech Commands words "yes".."go" (:data:`COMMAND_WORDS`) by their own talkers
 (:func:`spoken_commands_split`, registered as ``spoken_commands``), so a method trained on the
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import warnings
 from dataclasses import asdict
@@ -38,6 +43,7 @@ from assoc_lightning.data.io.tts import (
     SynthesisError,
     sample_speakers,
     synthesize_in_subprocess,
+    voice_variants,
 )
 from assoc_lightning.errors import ConfigError, RunError
 from assoc_lightning.utils.files import load_or_build, private_tmp_dir, replace_dir
@@ -104,6 +110,35 @@ def plan_speakers(num_speakers: int, seed: int, tag: str = "digits") -> list[dic
     ]
 
 
+def variant_family(variant: str) -> str:
+    """An espeak-ng voice variant's family: its name without trailing digits, lower case
+    (``klatt`` .. ``klatt6``, ``m1`` .. ``m8``, ``Gene`` / ``Gene2``, ``Mike`` / ``mike2``)."""
+    return re.sub(r"\d+$", "", variant).lower()
+
+
+def plan_unseen_speakers(num_speakers: int, seed: int, count: int) -> list[dict]:
+    """``count`` talkers (all in split ``test``) whose voice-variant family no training talker
+    of the ``(num_speakers, seed)`` digits has: the unseen-family test set. Accent, rate, pitch
+    and range are drawn as for every talker; the held-out variants are used in turn."""
+    train = plan_speakers(num_speakers, seed)
+    seen = {variant_family(s["variant"]) for s in train if s["split"] == "train"}
+    held = [v for v in voice_variants() if variant_family(v) not in seen]
+    if not held:
+        raise ConfigError(
+            f"every voice family appears among the {num_speakers} talkers' training split; "
+            "there is no unseen family to test on (use fewer num_speakers)"
+        )
+    pool = sample_speakers(count * len(held), seed + 2, held)  # more than enough, then in turn
+    by_variant: dict[str, list] = {}
+    for s in pool:
+        by_variant.setdefault(s.variant, []).append(s)
+    picked = [by_variant[v].pop(0) for k in range(count) for v in [held[k % len(held)]]]
+    return [
+        {"id": speaker_id(seed, k, "unseen"), "split": "test", **asdict(s)}
+        for k, s in enumerate(picked)
+    ]
+
+
 def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
@@ -140,15 +175,21 @@ def clip_name(word: str, speaker: dict) -> str:
 
 
 def generate_spoken_words(
-    root: Path, num_speakers: int, seed: int, words=WORDS, tag: str = "digits"
+    root: Path,
+    num_speakers: int,
+    seed: int,
+    words=WORDS,
+    tag: str = "digits",
+    plan: list[dict] | None = None,
 ) -> None:
     """Synthesize ``words`` said by ``num_speakers`` talkers (ids and split from ``seed`` and
-    ``tag``) into a private folder, check that every planned clip was written, and move the
-    folder to ``root`` in one rename (call under ``cache_lock(root)``)."""
+    ``tag``, or the talkers of ``plan``) into a private folder, check that every planned clip
+    was written, and move the folder to ``root`` in one rename (call under
+    ``cache_lock(root)``)."""
     root = Path(root)
     tmp = private_tmp_dir(root)
     try:
-        speakers = plan_speakers(num_speakers, seed, tag)
+        speakers = plan if plan is not None else plan_speakers(num_speakers, seed, tag)
         keys = ("voice", "variant", "rate", "pitch", "pitch_range")
         planned = [(w, s) for s in speakers for w in words]
         items = [(w, Speaker(**{k: s[k] for k in keys}), tmp / clip_name(w, s)) for w, s in planned]
@@ -190,7 +231,12 @@ def generate_spoken_digits(root: Path, num_speakers: int, seed: int) -> None:
 
 
 def ensure_spoken_words(
-    root: Path, num_speakers: int, seed: int, words=WORDS, tag: str = "digits"
+    root: Path,
+    num_speakers: int,
+    seed: int,
+    words=WORDS,
+    tag: str = "digits",
+    plan: list[dict] | None = None,
 ) -> Path:
     """Generate the spoken words unless an intact cache for these settings exists. Safe when
     several processes ask at once: one generates under the cache's lock, the others wait and
@@ -209,7 +255,7 @@ def ensure_spoken_words(
                 f"spoken-{tag} cache at {root} is damaged or stale ({problem}); regenerating it",
                 stacklevel=3,
             )
-        generate_spoken_words(root, num_speakers, seed, words, tag)
+        generate_spoken_words(root, num_speakers, seed, words, tag, plan)
         return root
 
     return load_or_build(root, intact, generate)
@@ -220,16 +266,27 @@ def ensure_spoken_digits(root: Path, num_speakers: int, seed: int) -> Path:
     return ensure_spoken_words(root, num_speakers, seed)
 
 
+def ensure_unseen_digits(root: Path, num_speakers: int, seed: int, count: int) -> Path:
+    """The unseen-family test talkers' cache at ``root`` (:func:`plan_unseen_speakers`)."""
+    plan = plan_unseen_speakers(num_speakers, seed, count)
+    return ensure_spoken_words(root, count, seed, WORDS, "unseen", plan)
+
+
 # ----------------------------------------------------------------------------------- splits
 def digits_split(
-    audio_root: Path, split: str
+    audio_root: Path, split: str, unseen_root: Path | None = None
 ) -> dict[str, TensorLabeledDataset | SpeechCommandsClips]:
-    """One split of the embedded digits: its images and its spoken clips (labels 0-9)."""
+    """One split of the embedded digits: its images and its spoken clips (labels 0-9); with
+    ``unseen_root`` the clips are the unseen-family talkers' (test only)."""
     images, labels = digit_images()
     idx = image_split()[split]
+    if unseen_root is not None:
+        audio = SpeechCommandsClips(unseen_root, "test", WORDS, name="unseen-family digits")
+    else:
+        audio = SpeechCommandsClips(audio_root, split, WORDS, name="embedded spoken digits")
     return {
         "image": TensorLabeledDataset("image", images[idx].float().div(255.0), labels[idx]),
-        "audio": SpeechCommandsClips(audio_root, split, WORDS, name="embedded spoken digits"),
+        "audio": audio,
     }
 
 

@@ -62,10 +62,11 @@ def voice_variants() -> list[str]:
     )
 
 
-def sample_speakers(n: int, seed: int) -> list[Speaker]:
-    """``n`` distinct speakers drawn with a seeded generator (the same list on every machine)."""
+def sample_speakers(n: int, seed: int, variants: list[str] | None = None) -> list[Speaker]:
+    """``n`` distinct speakers drawn with a seeded generator (the same list on every machine),
+    their voice variants from ``variants`` (default: every one)."""
     rng = np.random.default_rng(seed)
-    variants = voice_variants()
+    variants = list(variants) if variants is not None else voice_variants()
     speakers: list[Speaker] = []
     seen = set()
     while len(speakers) < n:

@@ -14,6 +14,7 @@ from assoc_lightning.eval.callbacks.localization import LocalizationCallback
 from assoc_lightning.eval.callbacks.modality import ModalityClassifierCallback
 from assoc_lightning.eval.callbacks.recognition import CrossModalRecognitionCallback
 from assoc_lightning.eval.callbacks.retrieval import RetrievalCallback
+from assoc_lightning.eval.callbacks.retrieval_examples import RetrievalExamplesCallback
 from assoc_lightning.eval.callbacks.suite import EvaluationSuite
 from assoc_lightning.eval.callbacks.transfer import TransferEvalCallback
 from assoc_lightning.eval.callbacks.tsne import TSNEPlotCallback
@@ -29,6 +30,7 @@ __all__ = [
     "LocalizationCallback",
     "ModalityClassifierCallback",
     "RetrievalCallback",
+    "RetrievalExamplesCallback",
     "TSNEPlotCallback",
     "TrainBankEvalCallback",
     "TransferEvalCallback",

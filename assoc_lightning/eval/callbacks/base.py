@@ -86,13 +86,33 @@ class FeatureCache:
         return self._store[key]
 
 
-def log_image(trainer: Trainer, key: str, path: Path) -> None:
-    """Send a picture saved with the run to wandb too, when a WandbLogger is attached."""
+def wandb_loggers(trainer: Trainer) -> list:
+    """The trainer's WandbLoggers (none without wandb configured)."""
     from lightning.pytorch.loggers import WandbLogger
 
-    for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger):
-            logger.log_image(key=key, images=[str(path)])
+    return [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)]
+
+
+def log_image(trainer: Trainer, key: str, path: Path) -> None:
+    """Send a picture saved with the run to wandb too, when a WandbLogger is attached."""
+    for logger in wandb_loggers(trainer):
+        logger.log_image(key=key, images=[str(path)], step=trainer.global_step)
+
+
+def log_table(trainer: Trainer, key: str, columns: list[str], rows: list[list]) -> None:
+    """Send a table to wandb when a WandbLogger is attached; a cell given as ``(picture,
+    caption)`` (``[H, W, 3]`` in [0, 1]) becomes a ``wandb.Image``."""
+    loggers = wandb_loggers(trainer)
+    if not loggers:
+        return
+    import wandb
+
+    data = [
+        [wandb.Image(c[0], caption=c[1]) if isinstance(c, tuple) else c for c in row]
+        for row in rows
+    ]
+    for logger in loggers:
+        logger.log_table(key=key, columns=columns, data=data, step=trainer.global_step)
 
 
 class EmbeddingEvalCallback(Callback):

@@ -9,11 +9,14 @@ from assoc_lightning.eval.callbacks.base import EmbeddingEvalCallback, FeatureCa
 from assoc_lightning.eval.callbacks.knn import KNNCallback
 from assoc_lightning.eval.callbacks.linear_probe import LinearProbeCallback
 from assoc_lightning.eval.callbacks.retrieval import RetrievalCallback
+from assoc_lightning.eval.callbacks.retrieval_examples import RetrievalExamplesCallback
 from assoc_lightning.eval.callbacks.transfer import TransferEvalCallback
+from assoc_lightning.eval.callbacks.tsne import TSNEPlotCallback
 
 
 class EvaluationSuite(Callback):
-    """The shared evaluation: kNN, linear probe and retrieval, plus any method-specific ones.
+    """The shared evaluation: kNN, linear probe and retrieval, two pictures (t-SNE, retrieval
+    examples), plus any method-specific evaluations.
 
     The CLI adds it to every run as the ``eval`` config group, so all methods report the same
     metrics; each child keeps its own settings (``assoc fit --print_config`` shows them all)
@@ -25,6 +28,9 @@ class EvaluationSuite(Callback):
         knn: weighted and majority-vote kNN (``None``: off).
         linear_probe: logistic regression on frozen features (``None``: off).
         retrieval: audio<->image retrieval on fixed pairs (``None``: off).
+        tsne: a t-SNE picture of both modalities when training ends and on test (``None``: off).
+        retrieval_examples: audio queries with their top images, marked hit or miss, as a
+            picture and a wandb Table, when training ends and on test (``None``: off).
         extra: further evaluations, e.g. the IG paper's ``ClusterPurityCallback`` or the VAE
             paper's ``CrossModalRecognitionCallback``; they run after the three above.
         transfer: kNN and linear probe on other data sets than the run's ("pretrain on X,
@@ -39,10 +45,15 @@ class EvaluationSuite(Callback):
         knn: KNNCallback | None = lazy_instance(KNNCallback),  # noqa: B008
         linear_probe: LinearProbeCallback | None = lazy_instance(LinearProbeCallback),  # noqa: B008
         retrieval: RetrievalCallback | None = lazy_instance(RetrievalCallback),  # noqa: B008
+        tsne: TSNEPlotCallback | None = lazy_instance(TSNEPlotCallback),  # noqa: B008
+        retrieval_examples: RetrievalExamplesCallback | None = lazy_instance(  # noqa: B008
+            RetrievalExamplesCallback
+        ),
         extra: list[EmbeddingEvalCallback] | None = None,
         transfer: list[TransferEvalCallback] | None = None,
     ) -> None:
         self.knn, self.linear_probe, self.retrieval = knn, linear_probe, retrieval
+        self.tsne, self.retrieval_examples = tsne, retrieval_examples
         self.extra = list(extra or [])
         self.transfer = list(transfer or [])
         self.cache = FeatureCache()
@@ -50,7 +61,7 @@ class EvaluationSuite(Callback):
     @property
     def parts(self) -> list[EmbeddingEvalCallback]:
         """The evaluations that run, in order."""
-        shared = [self.knn, self.linear_probe, self.retrieval]
+        shared = [self.knn, self.linear_probe, self.retrieval, self.tsne, self.retrieval_examples]
         return [p for p in shared if p is not None] + self.extra + self.transfer
 
     def on_validation_epoch_end(self, trainer, pl_module):

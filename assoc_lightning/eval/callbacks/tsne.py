@@ -10,7 +10,9 @@ from assoc_lightning.eval.pictures import tsne_figure
 class TSNEPlotCallback(EmbeddingEvalCallback):
     """A t-SNE picture of both modalities (colour: class, marker: modality), saved with the run.
 
-    ``per_modality`` inputs per modality, one sampled embedding each, one t-SNE fit. Written
+    ``per_modality`` inputs per modality, one embedding each (``embed``; with ``num_samples`` > 0
+    the first of that many sampled ones, ``embed_samples``), one t-SNE fit. Part of every run's
+    ``EvaluationSuite`` (``eval: {tsne: null}`` switches it off). Written
     to ``<log_dir>/tsne_<split>_step<step>.png`` and to wandb when a WandbLogger is active.
     Runs at the end of training and on test by default (``every_n_epochs=0``).
     """
@@ -21,7 +23,7 @@ class TSNEPlotCallback(EmbeddingEvalCallback):
         self,
         per_modality: int = 200,
         perplexity: float = 30.0,
-        num_samples: int = 16,
+        num_samples: int = 0,
         every_n_epochs: int = 0,
         **kwargs,
     ) -> None:

@@ -14,6 +14,7 @@ configuration and the training data's fingerprint, so later runs load them in mi
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ from torch import nn
 from assoc_lightning.errors import ConfigError
 from assoc_lightning.losses.contrastive import info_nce
 from assoc_lightning.nn.audio_frontend import KaldiFbank, standardize
+from assoc_lightning.nn.augment import WaveAugment
 from assoc_lightning.nn.towers.base import FrozenTower
 from assoc_lightning.utils.files import atomic_save, load_or_build
 
@@ -100,6 +102,11 @@ class ToyContrastiveSpace(FrozenTower):
         seed: initializes the weights and draws the batches; two spaces with different seeds
             have unrelated text encoders, as CLIP's and CLAP's are.
         sample_rate: audio input rate.
+        augment: audio only: waveform augmentation of the training clips (``None``: none).
+            Each clip joins the training pool ``augment_copies`` more times, each time
+            augmented afresh (drawn once from ``seed``: the features are computed once, not
+            per step, which keeps the first run short).
+        augment_copies: augmented copies of each training clip.
     """
 
     def __init__(
@@ -112,6 +119,8 @@ class ToyContrastiveSpace(FrozenTower):
         temperature: float = 0.07,
         seed: int = 0,
         sample_rate: int = 16000,
+        augment: WaveAugment | None = None,
+        augment_copies: int = 2,
     ) -> None:
         super().__init__()
         if modality not in ("image", "audio"):
@@ -120,6 +129,12 @@ class ToyContrastiveSpace(FrozenTower):
             modality=modality, dim=dim, steps=steps, batch_size=batch_size, lr=lr,
             temperature=temperature, seed=seed, sample_rate=sample_rate,
         )  # fmt: skip
+        self.augment = augment if modality == "audio" and augment_copies > 0 else None
+        self.augment_copies = augment_copies
+        if self.augment is not None:  # part of the cached weights' key
+            names = inspect.signature(WaveAugment).parameters
+            settings = {k: getattr(self.augment, k) for k in names}
+            self.config.update(augment=settings, augment_copies=augment_copies)
         self.modalities = ("text", modality)
         self.modality, self.dim, self.sample_rate = modality, dim, sample_rate
         with torch.random.fork_rng():
@@ -199,6 +214,19 @@ class ToyContrastiveSpace(FrozenTower):
         gen = torch.Generator().manual_seed(c["seed"])
         with torch.no_grad():
             feats = torch.cat([self._features(x) for x in inputs.split(512)])
+            if self.augment is not None:
+                views = [feats]
+                for _ in range(self.augment_copies):
+                    views.append(
+                        torch.cat(
+                            [
+                                self._features(self.augment(x.float(), gen))
+                                for x in inputs.split(512)
+                            ]
+                        )
+                    )
+                feats = torch.cat(views)
+                labels = labels.repeat(self.augment_copies + 1)
         params = [p for n, p in self.named_parameters() if not n.startswith("fbank")]
         for p in params:
             p.requires_grad_(True)

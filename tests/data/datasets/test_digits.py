@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from assoc_lightning.data.datamodules.digits import DigitsDataModule
 from assoc_lightning.data.datasets import digits
+from assoc_lightning.errors import ConfigError
+from tests.conftest import TINY_SPEAKERS
 
 
 def test_image_split_is_committed_disjoint_stratified_and_reproducible():
@@ -105,3 +108,37 @@ def test_an_unwritable_data_dir_is_a_clear_error(tmp_path):
     (tmp_path / "file").write_text("a file where the data dir's parent should be")
     with pytest.raises(CacheWriteError, match=r"(?s)cannot write the cache .*data_dir"):
         digits.ensure_spoken_digits(tmp_path / "file" / "sd", 3, seed=0)
+
+
+def test_unseen_family_talkers_share_no_voice_family_with_training():
+    plan = digits.plan_speakers(TINY_SPEAKERS, 0)
+    family = digits.variant_family
+    train = {family(s["variant"]) for s in plan if s["split"] == "train"}
+    unseen = digits.plan_unseen_speakers(TINY_SPEAKERS, 0, 12)
+    assert len(unseen) == 12 and all(s["split"] == "test" for s in unseen)
+    assert not {family(s["variant"]) for s in unseen} & train
+    assert len({s["id"] for s in unseen}) == 12
+    assert not {s["id"] for s in unseen} & {s["id"] for s in plan}
+    assert unseen == digits.plan_unseen_speakers(TINY_SPEAKERS, 0, 12)  # same on every machine
+    assert family("klatt6") == family("klatt") == "klatt" and family("Mike") == family("mike2")
+
+
+def test_datamodule_tests_on_unseen_families_beside_the_seen_split(digits_dir):
+    seen = DigitsDataModule(data_dir=str(digits_dir), num_speakers=TINY_SPEAKERS)
+    unseen = DigitsDataModule(
+        data_dir=str(digits_dir), num_speakers=TINY_SPEAKERS, test_voices="unseen",
+        unseen_speakers=3,
+    )  # fmt: skip
+    unseen.prepare_data()
+    seen.setup("test")
+    unseen.setup("test")
+    a, b = seen.eval_dataset("test", "audio"), unseen.eval_dataset("test", "audio")
+    assert len(b) == 30 and sorted(set(b.labels.tolist())) == list(range(10))
+    assert not torch.equal(a[0]["audio"], b[0]["audio"])
+    # validation keeps the speaker-disjoint talkers, and the images are the same
+    assert torch.equal(seen.eval_dataset("val", "audio")[0]["audio"],
+                       unseen.eval_dataset("val", "audio")[0]["audio"])  # fmt: skip
+    assert torch.equal(seen.eval_dataset("test", "image")[0]["image"],
+                       unseen.eval_dataset("test", "image")[0]["image"])  # fmt: skip
+    with pytest.raises(ConfigError, match="test_voices"):
+        DigitsDataModule(test_voices="new")
