@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from assoc_lightning.eval.bank import collect_features
 from assoc_lightning.eval.metrics.knn import topk_neighbors
 from assoc_lightning.eval.pictures import display, retrieval_examples_figure
 from assoc_lightning.methods.base import AssociativeMethod
+from assoc_lightning.utils.run_folders import newest_version
 
 # what the one clip reader opens (libsndfile); other suffixes are refused with this list
 AUDIO_EXTENSIONS = (
@@ -63,7 +63,6 @@ ACCEPTED = (
 )
 PLURAL = {"audio": "sounds", "image": "images"}
 _FORMAT = ("sample_rate", "clip_samples")  # what audio readers call their rate and length
-_VERSION = re.compile(r"^version_(\d+)$")
 _RUN_HELP = "a run folder (runs/<name>/version_N), its parent (the newest version) or a .ckpt file"
 
 
@@ -79,16 +78,6 @@ class Run:
     folder: Path
     config: Path
     checkpoint: Path
-
-
-def newest_version(parent: Path) -> Path | None:
-    """The highest ``version_N`` under ``parent`` that holds a config.yaml (``None``: none)."""
-    found = [
-        (int(m.group(1)), d)
-        for d in parent.iterdir()
-        if d.is_dir() and (m := _VERSION.match(d.name)) and (d / "config.yaml").is_file()
-    ]
-    return max(found)[1] if found else None
 
 
 def best_checkpoint(folder: Path) -> Path:
@@ -139,7 +128,7 @@ def find_run(run: str, ckpt: str = "last") -> Run:
     elif (path / "config.yaml").is_file():
         folder = path
     else:
-        folder = newest_version(path) if path.is_dir() else None
+        folder = newest_version(path, "config.yaml") if path.is_dir() else None
         if folder is None:
             raise RetrieveError(
                 f"{run} holds no config.yaml and no version_N/config.yaml: not a run folder "

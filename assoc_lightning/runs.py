@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import random
-import re
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +25,10 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from assoc_lightning.errors import AssocError
+from assoc_lightning.utils import run_folders
+from assoc_lightning.utils.run_folders import VERSION
 
 STATE_KEY = "assoc_run"
-_VERSION = re.compile(r"^version_(\d+)$")
 
 
 class ResumeError(AssocError, FileNotFoundError):
@@ -101,13 +101,10 @@ class RunState(Callback):
 
 def newest_version(root: Path) -> tuple[int, Path] | None:
     """``(N, path)`` of the highest ``version_N`` under ``root`` holding checkpoints/last.ckpt."""
-    found = []
-    if root.is_dir():
-        for d in root.iterdir():
-            m = _VERSION.match(d.name)
-            if m and (d / "checkpoints" / "last.ckpt").is_file():
-                found.append((int(m.group(1)), d / "checkpoints" / "last.ckpt"))
-    return max(found) if found else None
+    folder = run_folders.newest_version(root, "checkpoints/last.ckpt")
+    if folder is None:
+        return None
+    return int(VERSION.match(folder.name).group(1)), folder / "checkpoints" / "last.ckpt"
 
 
 def resume_target(ckpt_path: str, run_root: Path | None) -> tuple[str, int | None]:
@@ -139,7 +136,7 @@ def resume_target(ckpt_path: str, run_root: Path | None) -> tuple[str, int | Non
         )
     version = None
     if run_root is not None and path.parent.name == "checkpoints":
-        m = _VERSION.match(path.parent.parent.name)
+        m = VERSION.match(path.parent.parent.name)
         if m and path.parent.parent.parent.resolve() == run_root.resolve():
             version = int(m.group(1))
     return str(path), version

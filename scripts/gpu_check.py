@@ -57,6 +57,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from assoc_lightning.eval.results import HEADLINE, newest_test_metrics
+from assoc_lightning.utils.run_folders import newest_version
 
 ROOT = Path(__file__).resolve().parents[1]
 MONITOR = "assoc_lightning.utils.throughput.ThroughputMonitor"
@@ -261,12 +262,6 @@ def launch(cmd: list[str], log: Path, timeout: float) -> tuple[int | None, float
             proc.wait()
             rc = None
     return rc, time.perf_counter() - start
-
-
-def newest_version(root: Path) -> Path | None:
-    """The newest ``version_N`` folder of a logger folder (the run just made)."""
-    versions = sorted(root.glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
-    return versions[-1] if versions else None
 
 
 def read_losses(metrics_csv: Path) -> tuple[float | None, int, bool]:

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from assoc_lightning.eval.results import mean_sd, newest_test_metrics
+from assoc_lightning.utils.run_folders import newest_version
 
 WAVE = "assoc_lightning.nn.augment.WaveAugment"
 CALLBACK = "assoc_lightning.augmentation.AudioAugmentation"
@@ -66,7 +67,7 @@ def fit_and_test(exe: Path, method: str, augment: bool, seed: int, save: Path, e
         ]  # fmt: skip
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     if not newest_test_metrics(save / f"{name}_unseen"):
-        version = sorted((save / name).glob("version_*"), key=lambda p: int(p.name[8:]))[-1]
+        version = newest_version(save / name)
         print(f"[voice study] test {name} on unseen voice families", flush=True)
         cmd = [
             str(exe), "test", "--config", str(version / "config.yaml"),

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from assoc_lightning.utils.dist import rank
+from assoc_lightning.utils.run_folders import newest_version
 
 
 def git_revision(path: str | Path = ".") -> str:
@@ -160,8 +161,8 @@ def results_writer(trainer: Trainer) -> ResultsWriter:
 def newest_test_metrics(run_root: str | Path) -> dict[str, float]:
     """``{metric: value}`` of the test split in the newest ``version_*`` of a logger folder
     (empty when it has none): what the sweep scripts read back from their runs."""
-    versions = sorted(Path(run_root).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
-    path = versions[-1] / "results.jsonl" if versions else None
+    folder = newest_version(run_root)
+    path = folder / "results.jsonl" if folder is not None else None
     if path is None or not path.is_file():
         return {}
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
