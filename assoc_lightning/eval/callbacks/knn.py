@@ -19,6 +19,9 @@ class KNNCallback(TrainBankEvalCallback):
         temperature: temperature of the exp(sim / T) weights (0.1).
         majority_k_grid: candidate k for the majority-vote protocol (empty: skip it).
         query_chunk, bank_chunk: chunk sizes bounding memory of the similarity blocks.
+        precision: the exact search's path, ``auto``, ``fp32`` or ``bf16``
+            (``eval/metrics/topk.py``; the same neighbours either way). The search runs on
+            the trainer's device.
         **kwargs: when to evaluate and the seed (``EmbeddingEvalCallback``).
     """
 
@@ -29,37 +32,41 @@ class KNNCallback(TrainBankEvalCallback):
         majority_k_grid: tuple[int, ...] = (7, 9, 11, 13, 15),
         query_chunk: int = 1024,
         bank_chunk: int = 65536,
+        precision: str = "auto",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.ks, self.temperature = tuple(ks), temperature
         self.majority_k_grid = tuple(majority_k_grid)
         self.query_chunk, self.bank_chunk = query_chunk, bank_chunk
+        self.precision = precision
 
     def compute(self, features, log_dir, split, trainer):
         train, val, test = features["train"], features[self.val_split], features[split]
         kmax = max(self.ks + self.majority_k_grid)
+        dev = trainer.strategy.root_device
         out = {}
         for m in test:
-            labels = train[m].labels
+            labels = train[m].labels.to(dev)
             num_classes = evaluation_data(trainer).num_classes or int(labels.max()) + 1
             # one neighbour search per query set serves both votes (and val == test reuses it)
             search = {}
             for s in {split, self.val_split} if self.majority_k_grid else {split}:
                 sims, idx = topk_neighbors(
-                    features[s][m].embeddings, train[m].embeddings, kmax,
-                    self.query_chunk, self.bank_chunk,
+                    features[s][m].embeddings.to(dev), train[m].embeddings.to(dev), kmax,
+                    self.query_chunk, self.bank_chunk, precision=self.precision,
                 )  # fmt: skip
                 search[s] = (sims, labels[idx])
             sims, neighbors = search[split]
             accs = weighted_accuracy(
-                sims, neighbors, test[m].labels, self.ks, self.temperature, num_classes
+                sims, neighbors, test[m].labels.to(dev), self.ks, self.temperature, num_classes
             )
             for i, k in enumerate(self.ks):
                 out[f"knn_top1/{m}" if i == 0 else f"knn_top1_k{k}/{m}"] = accs[k]
             if self.majority_k_grid:
                 k, _, acc = majority_select_k(
-                    search[self.val_split][1], val[m].labels, neighbors, test[m].labels,
+                    search[self.val_split][1], val[m].labels.to(dev), neighbors,
+                    test[m].labels.to(dev),
                     self.majority_k_grid, num_classes,
                 )  # fmt: skip
                 out[f"knn_majority_top1/{m}"] = acc

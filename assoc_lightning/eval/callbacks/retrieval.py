@@ -25,6 +25,9 @@ class RetrievalCallback(EmbeddingEvalCallback):
         ks: K for instance-level recall (1, 5, 10).
         class_ks: K for class-match accuracy (1..5).
         chunk: queries per similarity block.
+        precision: the class-match top-k search's path, ``auto``, ``fp32`` or ``bf16``
+            (``eval/metrics/topk.py``; the same neighbours either way). Every measure is
+            computed on the trainer's device.
         **kwargs: when to evaluate and the seed (``EmbeddingEvalCallback``).
     """
 
@@ -35,27 +38,27 @@ class RetrievalCallback(EmbeddingEvalCallback):
         ks: tuple[int, ...] = (1, 5, 10),
         class_ks: tuple[int, ...] = (1, 2, 3, 4, 5),
         chunk: int = 1024,
+        precision: str = "auto",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.ks, self.class_ks, self.chunk = tuple(ks), tuple(class_ks), chunk
+        self.precision = precision
 
     def features(self, trainer, pl_module, split, cache):
         return cache.get(trainer, pl_module, split, 0, self.seed, paired=True, space="retrieval")
 
     def compute(self, features, log_dir, split, trainer):
+        dev = trainer.strategy.root_device
         out = {}
         for name, (q, g) in {"a2i": ("audio", "image"), "i2a": ("image", "audio")}.items():
-            fq, fg = features[q], features[g]
-            ranks = instance_ranks(fq.embeddings, fg.embeddings, self.chunk)
+            qe, ql = features[q].embeddings.to(dev), features[q].labels.to(dev)
+            ge, gl = features[g].embeddings.to(dev), features[g].labels.to(dev)
+            ranks = instance_ranks(qe, ge, self.chunk)
             out.update(
                 {f"retrieval/{name}_{k}": v for k, v in instance_metrics(ranks, self.ks).items()}
             )
-            hits = class_match_at_k(
-                fq.embeddings, fq.labels, fg.embeddings, fg.labels, self.class_ks, self.chunk
-            )
+            hits = class_match_at_k(qe, ql, ge, gl, self.class_ks, self.chunk, self.precision)
             out.update({f"retrieval/{name}_class_r{k}": v for k, v in hits.items()})
-            out[f"retrieval/{name}_class_map"] = class_mean_average_precision(
-                fq.embeddings, fq.labels, fg.embeddings, fg.labels
-            )
+            out[f"retrieval/{name}_class_map"] = class_mean_average_precision(qe, ql, ge, gl)
         return out

@@ -1,8 +1,8 @@
-"""k-nearest-neighbour classification on embeddings, chunked, in fp32, bounded memory.
+"""k-nearest-neighbour classification on embeddings.
 
-Cosine similarity (features are L2-normalized). Query and bank are both processed in chunks:
-each query chunk keeps a running top-k while it streams through bank chunks, so memory is
-O(query_chunk x bank_chunk), never O(Q x N). Ties in similarity go to the lower bank index.
+Cosine similarity (features are L2-normalized); the neighbour search is
+``eval/metrics/topk.py: topk_neighbors`` (exact, chunked, bounded memory, ties to the lower
+bank index).
 """
 
 from __future__ import annotations
@@ -10,51 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
-
-@torch.no_grad()
-def topk_neighbors(
-    queries: torch.Tensor,
-    bank: torch.Tensor,
-    k: int,
-    query_chunk: int = 1024,
-    bank_chunk: int = 65536,
-    exclude_self: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cosine similarities and indices of the ``k`` most similar bank rows for every query.
-
-    ``exclude_self`` drops bank row i for query i (leave-one-out when queries are the bank).
-    Returns ``(sims [Q, k], idx [Q, k])`` sorted by decreasing similarity.
-    """
-    q = F.normalize(queries.float(), dim=1)
-    b = F.normalize(bank.float(), dim=1)
-    k = min(k, b.size(0) - int(exclude_self))
-    out_s, out_i = [], []
-    for qs in range(0, q.size(0), query_chunk):
-        qc = q[qs : qs + query_chunk]
-        best_s = qc.new_full((qc.size(0), 0), float("-inf"))
-        best_i = torch.zeros((qc.size(0), 0), dtype=torch.long, device=q.device)
-        for bs in range(0, b.size(0), bank_chunk):
-            sims = qc @ b[bs : bs + bank_chunk].T
-            if exclude_self:
-                rows = torch.arange(qc.size(0), device=q.device)
-                cols = rows + qs - bs
-                ok = (cols >= 0) & (cols < sims.size(1))
-                sims[rows[ok], cols[ok]] = float("-inf")
-            s, i = sims.topk(min(k, sims.size(1)), dim=1)
-            best_s = torch.cat([best_s, s], dim=1)
-            best_i = torch.cat([best_i, i + bs], dim=1)
-            if best_s.size(1) > k:
-                best_s, j = best_s.topk(k, dim=1)
-                best_i = best_i.gather(1, j)
-        # deterministic order: by similarity, ties by bank index
-        order = torch.argsort(best_i, dim=1)
-        best_s, best_i = best_s.gather(1, order), best_i.gather(1, order)
-        order = torch.argsort(best_s, dim=1, descending=True, stable=True)
-        out_s.append(best_s.gather(1, order))
-        out_i.append(best_i.gather(1, order))
-    return torch.cat(out_s), torch.cat(out_i)
+from assoc_lightning.eval.metrics.topk import topk_neighbors
 
 
 def weighted_vote(

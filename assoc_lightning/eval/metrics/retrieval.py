@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from assoc_lightning.eval.metrics.knn import topk_neighbors
+from assoc_lightning.eval.metrics.topk import topk_neighbors
 
 
 @torch.no_grad()
@@ -67,9 +67,11 @@ def class_match_at_k(
     gallery_labels: torch.Tensor,
     ks: Sequence[int] = (1, 2, 3, 4, 5),
     chunk: int = 1024,
+    precision: str = "auto",
 ) -> dict[int, float]:
-    """Fraction of queries with at least one same-class item among their top-K gallery items."""
-    _, idx = topk_neighbors(queries, gallery, max(ks), query_chunk=chunk)
+    """Fraction of queries with at least one same-class item among their top-K gallery items
+    (``precision``: the exact search's path, ``eval/metrics/topk.py``)."""
+    _, idx = topk_neighbors(queries, gallery, max(ks), query_chunk=chunk, precision=precision)
     match = gallery_labels[idx] == query_labels.unsqueeze(1)
     return {k: match[:, :k].any(1).double().mean().item() for k in ks}
 

@@ -1,0 +1,137 @@
+"""The exact top-k search: the bf16 candidate path returns the fp32 brute force's neighbours."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import assoc_lightning.eval.metrics.topk as topk_mod
+from assoc_lightning.eval.metrics.topk import (
+    GROUP,
+    resolve_precision,
+    score_bound,
+    topk_neighbors,
+)
+
+
+def brute(q, b, k, exclude_self=False):
+    """fp64 scores of the normalized fp32 vectors, ties to the lower index."""
+    qn, bn = F.normalize(q.float(), dim=1), F.normalize(b.float(), dim=1)
+    s = qn.double() @ bn.double().T
+    if exclude_self:
+        s.fill_diagonal_(float("-inf"))
+    k = min(k, b.size(0) - int(exclude_self))
+    order = torch.argsort(s, dim=1, descending=True, stable=True)[:, :k]
+    return s.gather(1, order), order
+
+
+def near_tie_bank(dim=64, n=3000, dense=400, gap=1e-4, seed=0):
+    """A query whose bank holds ``dense`` rows with cosines 0.5, 0.5 + gap, ... (far finer than
+    bf16's spacing of 2^-8 there) among random rows, shuffled."""
+    g = torch.Generator().manual_seed(seed)
+    q = F.normalize(torch.randn(1, dim, generator=g), dim=1)
+    noise = torch.randn(n, dim, generator=g, dtype=torch.float64)
+    noise -= (noise @ q.double().T) * q.double()  # orthogonal to q
+    noise = F.normalize(noise, dim=1)
+    cos = torch.rand(n, generator=g, dtype=torch.float64) * 0.4  # background, below 0.4
+    cos[:dense] = 0.5 + gap * torch.arange(dense, dtype=torch.float64)
+    bank = cos[:, None] * q.double() + (1 - cos[:, None] ** 2).sqrt() * noise
+    bank = bank[torch.randperm(n, generator=g)].float()
+    return q, bank
+
+
+@pytest.mark.parametrize("k", [1, 37, 200])
+def test_near_ties_at_the_kth_place_match_exactly(k):
+    q, bank = near_tie_bank()
+    # the k-th place falls inside the dense run: its neighbours differ by 1e-4 in cosine
+    ref_s, ref_i = brute(q, bank, k)
+    for precision in ("fp32", "bf16"):
+        s, i = topk_neighbors(q, bank, k, precision=precision)
+        assert torch.equal(i, ref_i), precision
+        assert torch.allclose(s.double(), ref_s, atol=1e-6)
+
+
+def test_duplicated_rows_tie_to_the_lower_index():
+    g = torch.Generator().manual_seed(1)
+    bank = torch.randn(5000, 32, generator=g)
+    q = torch.randn(8, 32, generator=g)
+    bank[torch.randperm(5000, generator=g)[:300]] = q[0]  # 300 copies of query 0's direction
+    bank[4000:4100] = bank[17]  # and 100 copies of another row
+    ref_s, ref_i = brute(q, bank, 50)
+    s32, i32 = topk_neighbors(q, bank, 50, precision="fp32")
+    s16, i16 = topk_neighbors(q, bank, 50, precision="bf16")
+    assert torch.equal(i16, i32)
+    assert torch.equal(i16[0], ref_i[0])  # the 50 lowest-index copies, in index order
+    assert torch.equal(i16[0], i16[0].sort().values)
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "query_chunk", "bank_chunk"),
+    [(5, 3, 1024, 65536), (7, 10, 2, 3), (5000, 1500, 64, 1000), (20001, 20, 333, 4096)],
+)
+def test_bank_sizes_chunks_and_exclude_self(n, k, query_chunk, bank_chunk):
+    g = torch.Generator().manual_seed(n)
+    bank = torch.randn(n, 48, generator=g)
+    for exclude_self in (False, True):
+        q = bank[: min(n, 300)] if exclude_self else torch.randn(100, 48, generator=g)
+        ref_s, ref_i = brute(q, bank, k, exclude_self)
+        s, i = topk_neighbors(q, bank, k, query_chunk, bank_chunk, exclude_self, "bf16")
+        assert s.shape == ref_s.shape == i.shape
+        assert torch.allclose(s.double(), ref_s, atol=1e-6)
+        # the same neighbours; random data may hold pairs within fp32 rounding of each other,
+        # whose order either path sets by its summation order: compare by true score
+        true = (F.normalize(q, dim=1).double() @ F.normalize(bank, dim=1).double().T).gather(1, i)
+        assert (true >= ref_s[:, -1:] - 1e-6).all()
+        assert all(len(set(row.tolist())) == row.numel() for row in i)
+        if exclude_self:
+            assert not (i == torch.arange(q.size(0)).unsqueeze(1)).any()
+
+
+def test_rows_the_bound_cannot_certify_fall_back_to_fp32(monkeypatch):
+    q, bank = near_tie_bank(dense=1500, gap=1e-5)
+    q = q.repeat(3, 1)
+    calls = []
+    real = topk_mod._topk_fp32
+    monkeypatch.setattr(topk_mod, "candidate_groups", lambda k: k // GROUP + 1)  # too few
+    monkeypatch.setattr(
+        topk_mod, "_topk_fp32", lambda q_, *a: calls.append(len(q_)) or real(q_, *a)
+    )
+    ref_s, ref_i = brute(q, bank, 200)
+    _, i = topk_neighbors(q, bank, 200, precision="bf16")
+    assert calls == [3]  # every row searched again in fp32
+    assert torch.equal(i, ref_i)
+
+
+def test_score_bound_holds_on_worst_case_rounding():
+    g = torch.Generator().manual_seed(3)
+    # elements halfway between neighbouring bf16 values round with the largest error
+    base = torch.randn(64, 256, generator=g).bfloat16().float()
+    ulp = base.abs() * 2.0**-7
+    q = F.normalize(base[:16] + 0.5 * ulp[:16] * torch.sign(base[:16]), dim=1)
+    b = F.normalize(base[16:] + 0.5 * ulp[16:] * torch.sign(base[16:]), dim=1)
+    b = torch.cat([b, q])  # scores up to 1 too
+    qh, bh = q.bfloat16(), b.bfloat16()
+    approx = (qh @ bh.T).float()
+    exact = q.double() @ b.double().T
+    delta, c = score_bound(q, qh, b, bh)
+    err = (approx.double() - exact).abs()
+    assert (err <= delta.double().unsqueeze(1) + c * approx.abs().double()).all()
+    assert err.max() > 0.1 * delta.max()  # and the bound is not vacuous
+
+
+def test_auto_takes_fp32_on_cpu_and_small_searches():
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu, 10_000, 50_000, 200) == "fp32"
+    assert resolve_precision("bf16", cpu, 10, 10, 5) == "bf16"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        topk_neighbors(torch.randn(2, 4), torch.randn(3, 4), 1, precision="fp16")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_bf16_path_on_cuda_matches_cpu_fp32():
+    g = torch.Generator().manual_seed(4)
+    bank, q = torch.randn(30000, 128, generator=g), torch.randn(2000, 128, generator=g)
+    s_ref, i_ref = topk_neighbors(q, bank, 50, precision="fp32")
+    s, i = topk_neighbors(q.cuda(), bank.cuda(), 50)
+    assert resolve_precision("auto", torch.device("cuda"), 2000, 30000, 50) == "bf16"
+    assert torch.allclose(s.cpu(), s_ref, atol=1e-5)
+    assert (i.cpu() == i_ref).float().mean() > 0.999
