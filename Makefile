@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat constraints.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test test-ddp lint format bench gpu-check ig-sweep cmcr-ablation bma-study dmc-study voice-study reproduce-table1 docker clean
+.PHONY: install run test test-ddp lint format bench gpu-check ig-sweep cmcr-ablation bma-study dmc-study voice-study benchmark reproduce-table1 docker clean
 
 install: $(STAMP)
 
@@ -52,6 +52,12 @@ dmc-study: install
 # -> results/voices.md (36 runs, ~100 min on 2 CPU cores)
 voice-study: install
 	$(BIN)/python scripts/voice_study.py
+
+# The weakly-paired benchmark: every method at paired fractions 1, 0.2, 0.05, 0.01 x 3 seeds on
+# the embedded digits -> results/benchmark.{md,png} (51 runs, several hours on 2 CPU cores;
+# resumable). Clusters: python scripts/benchmark.py --emit-commands / --submitit KEY=VALUE ...
+benchmark: install
+	$(BIN)/python scripts/benchmark.py
 
 reproduce-table1: install
 	for cfg in experiments/*.yaml; do \

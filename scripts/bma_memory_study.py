@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import subprocess
-import sys
 from pathlib import Path
+
+from study_runs import Run, run_all
 
 from assoc_lightning.eval.results import mean_sd, newest_test_metrics
 
@@ -191,22 +191,18 @@ def main() -> None:
             (f"slots{n}_seed0", 0, [*ROWS["+sound"][1], M + "num_slots", str(n)]) for n in SLOTS
         ]
     if not args.table_only:
-        exe = Path(sys.executable).with_name("assoc")
-        for name, seed, over in jobs:
-            if newest_test_metrics(args.save_dir / name):
-                continue  # done in an earlier invocation
-            cmd = [
-                str(exe), "fit", "--config", args.config, "--seed_everything", str(seed),
-                "--data.init_args.paired_fraction", str(args.paired_fraction),
-                "--trainer.logger.init_args.save_dir", str(args.save_dir),
-                "--trainer.logger.init_args.name", name,
-                "--trainer.enable_progress_bar", "false",
-                "--trainer.check_val_every_n_epoch", "100",  # test numbers only
-                "--eval.retrieval", "null",
-                *over, *args.extra,
-            ]  # fmt: skip
-            print(f"[bma study] {name}", flush=True)
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        common = [
+            "--config", args.config,
+            "--data.init_args.paired_fraction", str(args.paired_fraction),
+            "--trainer.enable_progress_bar", "false",
+            "--trainer.check_val_every_n_epoch", "100",  # test numbers only
+            "--eval.retrieval", "null",
+        ]  # fmt: skip
+        runs = [
+            Run(name, [*common, "--seed_everything", str(seed), *over, *args.extra], args.save_dir)
+            for name, seed, over in jobs
+        ]
+        run_all(runs, tag="bma study")
     print(write_table(args.save_dir, args.seeds, args.paired_fraction, args.out))
 
 

@@ -18,9 +18,9 @@ so an interrupted study resumes.
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 from pathlib import Path
+
+from study_runs import Run, run_all
 
 from assoc_lightning.eval.results import mean_sd, newest_test_metrics
 
@@ -107,21 +107,17 @@ def main() -> None:
     ap.add_argument("extra", nargs="*", help="further `assoc fit` arguments for every run")
     args = ap.parse_args()
     if not args.table_only:
-        exe = Path(sys.executable).with_name("assoc")
-        for row, (_, over) in ROWS.items():
-            for seed in args.seeds:
-                name = f"{row}_seed{seed}"
-                if newest_test_metrics(args.save_dir / name):
-                    continue  # done in an earlier invocation
-                cmd = [
-                    str(exe), "fit", "--config", args.config, "--seed_everything", str(seed),
-                    "--trainer.logger.init_args.save_dir", str(args.save_dir),
-                    "--trainer.logger.init_args.name", name,
-                    "--trainer.enable_progress_bar", "false",
-                    *over, *args.extra,
-                ]  # fmt: skip
-                print(f"[dmc study] {name}", flush=True)
-                subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        common = ["--config", args.config, "--trainer.enable_progress_bar", "false"]
+        runs = [
+            Run(
+                f"{row}_seed{seed}",
+                [*common, "--seed_everything", str(seed), *over, *args.extra],
+                args.save_dir,
+            )
+            for row, (_, over) in ROWS.items()
+            for seed in args.seeds
+        ]
+        run_all(runs, tag="dmc study")
     print(write_table(args.save_dir, args.seeds, args.out))
 
 

@@ -17,9 +17,9 @@ an interrupted study resumes.
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 from pathlib import Path
+
+from study_runs import Run, run_all
 
 from assoc_lightning.eval.results import mean_sd, newest_test_metrics
 from assoc_lightning.utils.run_folders import newest_version
@@ -64,30 +64,25 @@ def run_name(method: str, augment: bool, seed: int) -> str:
     return f"{method}_{'aug' if augment else 'plain'}_seed{seed}"
 
 
-def fit_and_test(exe: Path, method: str, augment: bool, seed: int, save: Path, extra) -> None:
+def fit_and_test(method: str, augment: bool, seed: int, save: Path, extra) -> list[Run]:
     """The fit (seen-family test numbers) and the unseen-family test of its last checkpoint."""
     name = run_name(method, augment, seed)
     quiet = ["--trainer.enable_progress_bar", "false"]
-    if not newest_test_metrics(save / name):
-        print(f"[voice study] fit {name}", flush=True)
-        cmd = [
-            str(exe), "fit", "--config", f"experiments/{method}.yaml",
-            "--seed_everything", str(seed), "--eval.transfer", "null",
-            "--trainer.logger.init_args.save_dir", str(save),
-            "--trainer.logger.init_args.name", name,
-            *AUGMENT[method][augment], *quiet, *extra,
-        ]  # fmt: skip
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    if not newest_test_metrics(save / f"{name}_unseen"):
+    fit = Run(name, [
+        "--config", f"experiments/{method}.yaml",
+        "--seed_everything", str(seed), "--eval.transfer", "null",
+        *AUGMENT[method][augment], *quiet, *extra,
+    ], save)  # fmt: skip
+
+    def test_args() -> list[str]:  # the fit's folder exists once the fit has run
         version = newest_version(save / name)
-        print(f"[voice study] test {name} on unseen voice families", flush=True)
-        cmd = [
-            str(exe), "test", "--config", str(version / "config.yaml"),
+        return [
+            "--config", str(version / "config.yaml"),
             "--ckpt_path", str(version / "checkpoints" / "last.ckpt"),
-            "--data.init_args.test_voices", "unseen",
-            "--trainer.logger.init_args.name", f"{name}_unseen", *quiet,
+            "--data.init_args.test_voices", "unseen", *quiet,
         ]  # fmt: skip
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+    return [fit, Run(f"{name}_unseen", test_args, save, subcommand="test")]
 
 
 def write_table(save: Path, methods: list[str], seeds: list[int], out: Path) -> str:
@@ -136,11 +131,14 @@ def main() -> None:
     ap.add_argument("extra", nargs="*", help="further `assoc fit` arguments for every run")
     args = ap.parse_args()
     if not args.table_only:
-        exe = Path(sys.executable).with_name("assoc")
-        for method in args.methods:
-            for augment in (False, True):
-                for seed in args.seeds:
-                    fit_and_test(exe, method, augment, seed, args.save_dir, args.extra)
+        runs = [
+            run
+            for method in args.methods
+            for augment in (False, True)
+            for seed in args.seeds
+            for run in fit_and_test(method, augment, seed, args.save_dir, args.extra)
+        ]
+        run_all(runs, tag="voice study")
     print(write_table(args.save_dir, args.methods, args.seeds, args.out))
 
 
