@@ -135,3 +135,20 @@ def test_bf16_path_on_cuda_matches_cpu_fp32():
     assert resolve_precision("auto", torch.device("cuda"), 2000, 30000, 50) == "bf16"
     assert torch.allclose(s.cpu(), s_ref, atol=1e-5)
     assert (i.cpu() == i_ref).float().mean() > 0.999
+
+
+def test_group_selection_equals_plain_topk_with_ties():
+    g = torch.Generator().manual_seed(5)
+    sims = (torch.randn(64, 10_003, generator=g) * 8).round() / 8  # many exact ties
+    sims[3, 100:400] = 50.0  # a row whose top 30 are all one tied run
+    v, i = topk_mod._chunk_topk(sims, 30)
+    ref_v, _ = sims.topk(30, dim=1)
+    assert torch.equal(v, ref_v)
+    assert torch.equal(sims.gather(1, i), v)
+    assert all(len(set(row.tolist())) == 30 for row in i)
+
+
+def test_fp32_similarities_match_torch_whatever_the_blas():
+    g = torch.Generator().manual_seed(6)
+    a, b = torch.randn(300, 64, generator=g), torch.randn(1000, 64, generator=g)
+    assert torch.allclose(topk_mod.similarities(a, b), a @ b.T, atol=1e-5)
