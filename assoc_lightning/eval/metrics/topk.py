@@ -74,7 +74,7 @@ def fast_bf16(device_type: str) -> bool:
 
     Not on CPU: with AVX512-BF16 the bf16 matmul is 2.4x the fp32 one, but the candidates'
     fp32 rescoring (a 2 KB bank-row gather each) and bf16 element-wise work cost more than
-    that saves; the whole bf16 search measured 1.1x slower than the fp32 one
+    that saves; the whole bf16 search measured 1.4x the fp32 one's time
     (bench/knn_retrieval.py, docs/evaluation.md).
     """
     return (
