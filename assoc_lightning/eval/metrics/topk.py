@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import math
-import time
 
 import numpy as np
 import torch
@@ -131,21 +130,15 @@ def _mask_self(sims: torch.Tensor, self_cols: torch.Tensor | None, start: int) -
 
 @functools.cache
 def numpy_blas_faster() -> bool:
-    """Whether numpy's BLAS multiplies fp32 markedly faster than torch's on this CPU (timed
-    once per process). On AMD CPUs torch's MKL takes a slower path than numpy's OpenBLAS
-    (about 1.2-1.6x here at the search's block shapes); on Intel they are close."""
-    a, b = torch.randn(1024, 512), torch.randn(8192, 512)
-
-    def best(f) -> float:
-        f()
-        times = []
-        for _ in range(3):
-            t = time.perf_counter()
-            f()
-            times.append(time.perf_counter() - t)
-        return min(times)
-
-    return 1.1 * best(lambda: np.matmul(a.numpy(), b.numpy().T)) < best(lambda: a @ b.T)
+    """Whether to multiply fp32 on CPU through numpy's BLAS (OpenBLAS) rather than torch's
+    (MKL): on AMD CPUs, where MKL takes a slower path (OpenBLAS measured 1.2-1.6x faster at
+    the search's block shapes on an AMD EPYC). Decided by the CPU vendor, not by timing, so
+    that one machine always sums in the same order and repeats its numbers exactly."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("vendor_id") and "AuthenticAMD" in line for line in f)
+    except OSError:
+        return False
 
 
 def similarities(qc: torch.Tensor, bc: torch.Tensor) -> torch.Tensor:
