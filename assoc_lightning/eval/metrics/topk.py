@@ -19,7 +19,6 @@ similarity; the similarities returned are fp32 dot products of the normalized ve
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 import torch
@@ -148,23 +147,32 @@ def similarities(qc: torch.Tensor, bc: torch.Tensor) -> torch.Tensor:
     return qc @ bc.T
 
 
+def _top_groups(sims: torch.Tensor, kept: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The columns of each row's ``kept`` groups of GROUP consecutive columns with the largest
+    maximum, plus the tail columns that fill no whole group (always kept); and each row's
+    smallest kept group maximum, which bounds every left-out column (None: none left out)."""
+    n = sims.size(1)
+    groups = n // GROUP
+    kept = min(kept, groups)
+    top, g = sims[:, : groups * GROUP].unflatten(1, (groups, GROUP)).amax(2).topk(kept, dim=1)
+    cols = (g.unsqueeze(2) * GROUP + torch.arange(GROUP, device=sims.device)).flatten(1)
+    if groups * GROUP < n:
+        tail = torch.arange(groups * GROUP, n, device=sims.device).expand(sims.size(0), -1)
+        cols = torch.cat([cols, tail], 1)
+    return cols, (top[:, -1] if kept < groups else None)
+
+
 def _chunk_topk(sims: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``sims.topk(k, dim=1)`` through group maxima: the k groups of GROUP columns with the
     largest maximum, then the top k of their items. A row whose k-th item does not beat every
     left-out group's maximum (a tie at the boundary) takes the plain topk."""
-    n = sims.size(1)
-    k = min(k, n)
-    groups = n // GROUP
-    if groups < 8 * k:
+    k = min(k, sims.size(1))
+    if sims.size(1) // GROUP < 8 * k:
         return sims.topk(k, dim=1)
-    top, g = sims[:, : groups * GROUP].unflatten(1, (groups, GROUP)).amax(2).topk(k, dim=1)
-    cols = (g.unsqueeze(2) * GROUP + torch.arange(GROUP, device=sims.device)).flatten(1)
-    if groups * GROUP < n:  # the tail columns are always candidates
-        tail = torch.arange(groups * GROUP, n, device=sims.device).expand(sims.size(0), -1)
-        cols = torch.cat([cols, tail], 1)
+    cols, bound = _top_groups(sims, k)
     vals, j = sims.gather(1, cols).topk(k, dim=1)
     idx = cols.gather(1, j)
-    tie = ~(vals[:, -1] > top[:, -1])  # left-out items are <= top[:, -1]
+    tie = ~(vals[:, -1] > bound)  # left-out items are <= bound
     if tie.any():
         vals[tie], idx[tie] = sims[tie].topk(k, dim=1)
     return vals, idx
@@ -203,22 +211,17 @@ def _rescore(q: torch.Tensor, b: torch.Tensor, idx: torch.Tensor) -> torch.Tenso
 
 
 def _candidates(qh, bh, rows_self, kg, bank_chunk):
-    """bf16 scores of the items in each query's ``kg`` best groups of GROUP bank rows, per bank
-    chunk, and the largest score any left-out item can have (-inf when none is left out)."""
+    """bf16 scores of the items in each query's ``kg`` best groups of GROUP bank rows (and the
+    tail rows) per bank chunk, and the largest score any left-out item can have (-inf when
+    none is left out)."""
     vals, idx = [], []
     outside = torch.full((qh.size(0),), float("-inf"), device=qh.device)
-    offsets = torch.arange(GROUP, device=qh.device)
     for bs in range(0, bh.size(0), bank_chunk):
         sims = qh @ bh[bs : bs + bank_chunk].T
         _mask_self(sims, rows_self, bs)
-        n = sims.size(1)
-        groups = math.ceil(n / GROUP)
-        if groups * GROUP != n:
-            sims = F.pad(sims, (0, groups * GROUP - n), value=float("-inf"))
-        top, g = sims.view(sims.size(0), groups, GROUP).amax(2).topk(min(kg, groups), dim=1)
-        if g.size(1) < groups:  # every item of a group left out is <= its group's max
-            outside = torch.maximum(outside, top[:, -1].float())
-        cols = (g.unsqueeze(2) * GROUP + offsets).flatten(1)
+        cols, bound = _top_groups(sims, kg)
+        if bound is not None:
+            outside = torch.maximum(outside, bound.float())
         vals.append(sims.gather(1, cols))
         idx.append(cols + bs)
     return torch.cat(vals, 1).float(), torch.cat(idx, 1), outside
@@ -245,8 +248,8 @@ def _topk_bf16(q, b, k, query_chunk, bank_chunk, self_cols):
         r = int(count[ok].max()) if ok.any() else k
         top, pos = vals.topk(r, dim=1)
         cand = idx.gather(1, pos)
-        exact = _rescore(q[rows], b, cand.clamp_max(b.size(0) - 1))
-        exact[top == float("-inf")] = float("-inf")  # padding and the query's own row
+        exact = _rescore(q[rows], b, cand)
+        exact[top == float("-inf")] = float("-inf")  # the query's own row
         s, i = _sort_rows(exact, cand, k)
         out_s[rows], out_i[rows] = s, i
         failed.append(torch.nonzero(~ok).squeeze(1) + qs)
