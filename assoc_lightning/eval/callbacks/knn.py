@@ -47,13 +47,13 @@ class KNNCallback(TrainBankEvalCallback):
         dev = trainer.strategy.root_device
         out = {}
         for m in test:
-            labels = train[m].labels.to(dev)
+            bank, labels = train[m].embeddings.to(dev), train[m].labels.to(dev)
             num_classes = evaluation_data(trainer).num_classes or int(labels.max()) + 1
             # one neighbour search per query set serves both votes (and val == test reuses it)
             search = {}
             for s in {split, self.val_split} if self.majority_k_grid else {split}:
                 sims, idx = topk_neighbors(
-                    features[s][m].embeddings.to(dev), train[m].embeddings.to(dev), kmax,
+                    features[s][m].embeddings.to(dev), bank, kmax,
                     self.query_chunk, self.bank_chunk, precision=self.precision,
                 )  # fmt: skip
                 search[s] = (sims, labels[idx])
