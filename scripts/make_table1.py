@@ -4,6 +4,11 @@ One row per method (the newest run of each), the test-split metrics of the share
 suite as columns, and the paper's headline number where one applies.
 
     python scripts/make_table1.py runs/table1 --out results/table1
+    python scripts/make_table1.py runs/table1 --update   # rows without a run here stay as committed
+
+``--update`` rebuilds only the methods that have a run under the folder and keeps the other rows
+of the existing table, so one changed experiment is re-measured without rerunning all five
+(``make reproduce-table1 TABLE1="cmcr ig_embedding"``).
 """
 
 from __future__ import annotations
@@ -66,10 +71,19 @@ def latest_results(root: Path) -> dict[str, dict[str, float]]:
     return {m: v for m, (_, v) in sorted(by_method.items())}
 
 
-def build(root: Path, out: Path) -> str:
+def committed_rows(csv_path: Path) -> dict[str, list[str]]:
+    """method -> its row of an existing table1.csv (none when there is no table yet)."""
+    if not csv_path.is_file():
+        return {}
+    with csv_path.open(newline="") as f:
+        return {row[0]: row for row in list(csv.reader(f))[1:] if row}
+
+
+def build(root: Path, out: Path, update: bool = False) -> str:
     results = latest_results(root)
     header = ["method"] + [label for _, label in COLUMNS] + ["paper headline", "ours (same metric)"]
-    rows = []
+    kept = committed_rows(out.with_suffix(".csv")) if update else {}
+    rows = [row for method, row in kept.items() if method not in results]
     for method, metrics in results.items():
         row = [method] + [f"{metrics[k]:.3f}" if k in metrics else "-" for k, _ in COLUMNS]
         if method in HEADLINE:
@@ -78,6 +92,7 @@ def build(root: Path, out: Path) -> str:
         else:
             row += ["-", "-"]
         rows.append(row)
+    rows.sort(key=lambda r: r[0])
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.with_suffix(".csv").open("w", newline="") as f:
         csv.writer(f).writerows([header, *rows])
@@ -98,8 +113,11 @@ def main() -> None:
     )
     ap.add_argument("root", type=Path, help="folder searched for results.jsonl files")
     ap.add_argument("--out", type=Path, default=Path("results/table1"))
+    ap.add_argument(
+        "--update", action="store_true", help="keep the rows of methods with no run under root"
+    )
     args = ap.parse_args()
-    print(build(args.root, args.out))
+    print(build(args.root, args.out, args.update))
 
 
 if __name__ == "__main__":
