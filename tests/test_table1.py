@@ -20,7 +20,9 @@ def load_make_table1():
 def write_run(folder, method: str, metrics: dict[str, float]) -> None:
     folder.mkdir(parents=True)
     lines = [{"split": "val", "method": method, "metric": "knn_top1/image", "value": 0.0}]
-    lines += [{"split": "test", "method": method, "metric": k, "value": v} for k, v in metrics.items()]
+    lines += [
+        {"split": "test", "method": method, "metric": k, "value": v} for k, v in metrics.items()
+    ]
     (folder / "results.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
 
 
@@ -37,7 +39,9 @@ def test_update_replaces_rerun_methods_and_keeps_the_others(tmp_path):
     write_run(first / "dmc/version_0", "dmc", {"knn_top1/image": 0.7})
     table1.build(first, out)
     rows = rows_of(out)
-    assert rows["cmcr"]["image kNN top-1"] == "0.500" and rows["cmcr"]["ours (same metric)"] == "0.100"
+    assert (
+        rows["cmcr"]["image kNN top-1"] == "0.500" and rows["cmcr"]["ours (same metric)"] == "0.100"
+    )
     assert rows["dmc"]["image kNN top-1"] == "0.700" and rows["dmc"]["audio kNN top-1"] == "-"
 
     again = tmp_path / "again"  # only C-MCR re-measured
