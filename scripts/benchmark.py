@@ -319,11 +319,13 @@ def write_table(cells: list[Cell], args, out: Path) -> str:
     notes = [f"- `{m}`: {METHODS[m].note}." for m in dict.fromkeys(c.method for c in cells)]
     timed = [c.run for c in cells if c.run.wall_time() is not None and c.run.finished()]
     times = [r.wall_time() for r in timed]
-    cpus = {json.loads((r.root / WALL_TIME).read_text()).get("cpus") for r in timed}
-    cores = "/".join(str(c) for c in sorted(x for x in cpus if x)) or "?"
+    records = [json.loads((r.root / WALL_TIME).read_text()) for r in timed]
+    cores = "/".join(str(c) for c in sorted({x["cpus"] for x in records if x.get("cpus")})) or "?"
+    threads = sorted({x["omp_num_threads"] for x in records if x.get("omp_num_threads")})
+    how = f", OMP_NUM_THREADS={'/'.join(threads)}" if threads else ""
     wall = (
-        f"Total wall time of the {len(times)} runs in this table: {duration(sum(times))} "
-        f"(one after the other, their own `assoc fit` processes, {cores} CPU cores; "
+        f"Total wall time of the {len(times)} runs in this table: {duration(sum(times))}, "
+        f"summed over runs (each its own `assoc fit` process; {cores} CPU cores{how}; "
         "`wall_time.json` in each run's folder)."
         if times
         else "Total wall time: no run of this table has been timed yet."

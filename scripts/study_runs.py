@@ -112,6 +112,8 @@ class Run:
             "attempts": record.get("attempts", 0) + 1,
             "host": platform.node(),
             "cpus": os.cpu_count(),
+            # torch's intra-op threads when a launcher limits them (several runs side by side)
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=1) + "\n")

@@ -45,7 +45,7 @@ def test_cpu_pipeline_runs_both_precisions_and_writes_the_summary(digits_dir, tm
     out = tmp_path / "check"
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--accelerator", "cpu", "--methods", "ig_embedding",
-         "--steps", "6", "--warmup", "2", "--tolerance", "1.0", "--out", str(out), "--",
+         "--steps", "6", "--warmup", "2", "--tolerance", "1.0", "--max-delta", "1.0", "--out", str(out), "--",
          "--data.init_args.data_dir", str(digits_dir),
          "--data.init_args.num_speakers", str(TINY_SPEAKERS),
          "--trainer.limit_train_batches", "2"],
