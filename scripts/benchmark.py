@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from study_runs import WALL_TIME, Run, parse_params, run_all, shell_lines, submit
+from study_runs import Run, parse_params, run_all, shell_lines, submit
 
 from assoc_lightning.eval.results import mean_sd, newest_test_metrics
 
@@ -317,9 +317,8 @@ def write_table(cells: list[Cell], args, out: Path) -> str:
             + f" | {len(runs)} | {paper} |"
         )
     notes = [f"- `{m}`: {METHODS[m].note}." for m in dict.fromkeys(c.method for c in cells)]
-    timed = [c.run for c in cells if c.run.wall_time() is not None and c.run.finished()]
-    times = [r.wall_time() for r in timed]
-    records = [json.loads((r.root / WALL_TIME).read_text()) for r in timed]
+    records = [rec for c in cells if c.run.finished() and (rec := c.run.wall_record())]
+    times = [float(x["seconds"]) for x in records]
     cores = "/".join(str(c) for c in sorted({x["cpus"] for x in records if x.get("cpus")})) or "?"
     threads = sorted({x["omp_num_threads"] for x in records if x.get("omp_num_threads")})
     how = f", OMP_NUM_THREADS={'/'.join(threads)}" if threads else ""

@@ -66,7 +66,8 @@ def write_table(save_dir: Path, rows: list[str], seeds: list[int], out: Path) ->
     text = (
         "# C-MCR ablation (paper Table 5) on the embedded digits\n\n"
         "Ours: `experiments/cmcr.yaml` (two locally trained contrastive spaces, 300 projector "
-        "steps; the audio space without augmentation, as in the paper), zero-shot audio<->image retrieval on the test digits, mean ± sd over the "
+        "steps; the audio space without augmentation, as in the paper), zero-shot "
+        "audio<->image retrieval on the test digits, mean ± sd over the "
         f"seeds run (n, out of {seeds}) (class-match: a hit is a same-digit item; chance R@1 = 0.1). Paper: "
         "CLIP + CLAP, instance-level mAP (%) on AVE and Flickr-SoundNet. Regenerate with "
         "`python scripts/cmcr_ablation.py`.\n\n" + "\n".join(lines) + "\n"

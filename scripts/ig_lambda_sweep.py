@@ -51,7 +51,8 @@ def write_table(save_dir: Path, out: Path, steps: str) -> str:
     text = (
         "# IG-regularized embedding: lambda_ig sweep (paper Table 1)\n\n"
         "Ours: `experiments/ig_embedding.yaml` on the embedded spoken/handwritten digits "
-        f"({steps}; no augmentation, as in the paper), test split, K-means (k=10) purity over 16 samples per input and an RBF-SVM "
+        f"({steps}; no augmentation, as in the paper), test split, K-means (k=10) purity over "
+        "16 samples per input and an RBF-SVM "
         "modality classifier (chance 0.5), balanced modalities. Paper: MNIST + TIDIGITS, "
         "100 epochs. Regenerate with `make ig-sweep`.\n\n" + "\n".join(rows) + "\n"
     )

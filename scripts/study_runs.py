@@ -97,12 +97,15 @@ class Run:
         ]  # fmt: skip
         return [*cmd, "--ckpt_path", "last"] if self.resumable() else cmd
 
+    def wall_record(self) -> dict | None:
+        """This run's ``wall_time.json`` (seconds over all attempts, host, cpus, threads)."""
+        path = self.root / WALL_TIME
+        return json.loads(path.read_text()) if path.is_file() else None
+
     def wall_time(self) -> float | None:
         """Seconds this run took (all attempts), from ``wall_time.json``; None if unknown."""
-        path = self.root / WALL_TIME
-        if not path.is_file():
-            return None
-        return float(json.loads(path.read_text())["seconds"])
+        record = self.wall_record()
+        return None if record is None else float(record["seconds"])
 
     def add_wall_time(self, seconds: float) -> None:
         path = self.root / WALL_TIME
