@@ -9,9 +9,12 @@ the peak memory of ours above the data (the search is chunked: it never holds Q 
 Run it alone: other jobs on the same cores distort the timings.
 
     python bench/knn_retrieval.py [--bank 50000 --queries 10000 --dim 512 --k 200 --reps 3]
-    python bench/knn_retrieval.py --device cuda   # ours and the matmul on the GPU (where
-                                                  # 'auto' takes the bf16 path); faiss-cpu and
-                                                  # scikit-learn stay on the CPU
+    python bench/knn_retrieval.py --device cuda   # ours and the matmul on the GPU; faiss-cpu
+                                                  # and scikit-learn stay on the CPU
+
+'auto' takes the bf16 path on CPUs with AMX and on CUDA GPUs with bf16 tensor cores, fp32
+elsewhere (the first line printed says which). The first call of ours compiles its CPU
+kernels once per machine (numba, cached); the timed runs come after a warm-up call.
 
 faiss is optional (``pip install -c constraints.txt '.[bench]'``); without it its row says so.
 """
@@ -102,6 +105,8 @@ def main() -> None:
     device = torch.device(a.device)
     bank, yb, query, yq = make_data(a.bank, a.queries, a.dim)
     runs = variants(query, bank, a.k, device)
+    for precision in ("fp32", "bf16"):  # compiles (or loads) the CPU kernels before timing
+        topk_neighbors(query[:64].to(device), bank[:4096].to(device), 8, precision=precision)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     best = {name: float("inf") for name, f in runs.items() if callable(f)}
     found = {}

@@ -1,5 +1,7 @@
-"""The exact top-k search: the bf16 candidate path returns the fp32 brute force's neighbours."""
+"""The exact top-k search: the bf16 candidate path returns the fp32 brute force's neighbours,
+through the CPU kernels (numba) and through the torch implementation (the one CUDA runs)."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,6 +13,16 @@ from assoc_lightning.eval.metrics.topk import (
     score_bound,
     topk_neighbors,
 )
+
+
+@pytest.fixture(params=["kernels", "torch"])
+def backend(request, monkeypatch):
+    """Run a test through the CPU kernels and through the torch implementation."""
+    if request.param == "torch":
+        monkeypatch.setattr(topk_mod, "cpu_kernels", lambda: None)
+    else:
+        assert topk_mod.cpu_kernels() is not None  # numba is a dependency
+    return request.param
 
 
 def brute(q, b, k, exclude_self=False):
@@ -40,7 +52,7 @@ def near_tie_bank(dim=64, n=3000, dense=400, gap=1e-4, seed=0):
 
 
 @pytest.mark.parametrize("k", [1, 37, 200])
-def test_near_ties_at_the_kth_place_match_exactly(k):
+def test_near_ties_at_the_kth_place_match_exactly(k, backend):
     q, bank = near_tie_bank()
     # the k-th place falls inside the dense run: its neighbours differ by 1e-4 in cosine
     ref_s, ref_i = brute(q, bank, k)
@@ -50,7 +62,7 @@ def test_near_ties_at_the_kth_place_match_exactly(k):
         assert torch.allclose(s.double(), ref_s, atol=1e-6)
 
 
-def test_duplicated_rows_tie_to_the_lower_index():
+def test_duplicated_rows_tie_to_the_lower_index(backend):
     g = torch.Generator().manual_seed(1)
     bank = torch.randn(5000, 32, generator=g)
     q = torch.randn(8, 32, generator=g)
@@ -68,13 +80,14 @@ def test_duplicated_rows_tie_to_the_lower_index():
     ("n", "k", "query_chunk", "bank_chunk"),
     [(5, 3, 1024, 65536), (7, 10, 2, 3), (5000, 1500, 64, 1000), (20001, 20, 333, 4096)],
 )
-def test_bank_sizes_chunks_and_exclude_self(n, k, query_chunk, bank_chunk):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_bank_sizes_chunks_and_exclude_self(n, k, query_chunk, bank_chunk, precision, backend):
     g = torch.Generator().manual_seed(n)
     bank = torch.randn(n, 48, generator=g)
     for exclude_self in (False, True):
         q = bank[: min(n, 300)] if exclude_self else torch.randn(100, 48, generator=g)
         ref_s, ref_i = brute(q, bank, k, exclude_self)
-        s, i = topk_neighbors(q, bank, k, query_chunk, bank_chunk, exclude_self, "bf16")
+        s, i = topk_neighbors(q, bank, k, query_chunk, bank_chunk, exclude_self, precision)
         assert s.shape == ref_s.shape == i.shape
         assert torch.allclose(s.double(), ref_s, atol=1e-6)
         # the same neighbours; random data may hold pairs within fp32 rounding of each other,
@@ -86,19 +99,44 @@ def test_bank_sizes_chunks_and_exclude_self(n, k, query_chunk, bank_chunk):
             assert not (i == torch.arange(q.size(0)).unsqueeze(1)).any()
 
 
-def test_rows_the_bound_cannot_certify_fall_back_to_fp32(monkeypatch):
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_rows_the_bound_cannot_certify_fall_back_to_fp32(monkeypatch, backend, precision):
+    if backend == "torch" and precision == "fp32":
+        pytest.skip("the torch fp32 path is the fallback itself")
     q, bank = near_tie_bank(dense=1500, gap=1e-5)
+    if precision == "fp32":  # fp32 sets 1e-5 apart; exact ties overflow it instead
+        bank[torch.randperm(len(bank), generator=torch.Generator().manual_seed(0))[:1500]] = q
     q = q.repeat(3, 1)
     calls = []
     real = topk_mod._topk_fp32
-    monkeypatch.setattr(topk_mod, "candidate_groups", lambda k: k // GROUP + 1)  # too few
+    # too few candidates allowed: 1500 rows lie within the bound of the 200th (or tie it)
+    monkeypatch.setattr(topk_mod, "candidate_groups", lambda k: k // GROUP + 1)
+    monkeypatch.setattr(topk_mod, "CPU_CANDIDATES", 1)
     monkeypatch.setattr(
         topk_mod, "_topk_fp32", lambda q_, *a: calls.append(len(q_)) or real(q_, *a)
     )
     ref_s, ref_i = brute(q, bank, 200)
-    _, i = topk_neighbors(q, bank, 200, precision="bf16")
+    s, i = topk_neighbors(q, bank, 200, precision=precision)
     assert calls == [3]  # every row searched again in fp32
-    assert torch.equal(i, ref_i)
+    if precision == "bf16":
+        assert torch.equal(i, ref_i)
+    else:  # 1500 copies of q: any 200 of them, as the fp32 product rounds them
+        assert torch.allclose(s.double(), ref_s, atol=1e-6)
+        assert all(len(set(row.tolist())) == 200 for row in i)
+
+
+def test_negative_scores_and_k_near_the_bank_size(backend):
+    """Thresholds below zero: the keys of negative scores order correctly."""
+    g = torch.Generator().manual_seed(7)
+    bank = torch.randn(3000, 32, generator=g)
+    q = -bank[:50] + 0.1 * torch.randn(50, 32, generator=g)  # mostly negative cosines at the top
+    for k in (2990, 1500):
+        ref_s, ref_i = brute(q, bank, k)
+        for precision in ("fp32", "bf16"):
+            s, i = topk_neighbors(q, bank, k, precision=precision)
+            assert torch.allclose(s.double(), ref_s, atol=1e-6), (k, precision)
+            true = F.normalize(q, dim=1).double() @ F.normalize(bank, dim=1).double().T
+            assert (true.gather(1, i) >= ref_s[:, -1:] - 1e-6).all()
 
 
 def test_score_bound_holds_on_worst_case_rounding():
@@ -118,9 +156,16 @@ def test_score_bound_holds_on_worst_case_rounding():
     assert err.max() > 0.1 * delta.max()  # and the bound is not vacuous
 
 
-def test_auto_takes_fp32_on_cpu_and_small_searches():
+def test_auto_takes_bf16_on_amx_cpus_and_large_searches(monkeypatch):
     cpu = torch.device("cpu")
-    assert resolve_precision("auto", cpu, 10_000, 50_000, 200) == "fp32"
+    monkeypatch.setattr(topk_mod, "has_amx", lambda: True)
+    assert resolve_precision("auto", cpu, 10_000, 50_000, 200) == "bf16"
+    assert resolve_precision("auto", cpu, 100, 1000, 10) == "fp32"  # too small to gain
+    monkeypatch.setattr(topk_mod, "cpu_kernels", lambda: None)
+    assert resolve_precision("auto", cpu, 10_000, 50_000, 200) == "fp32"  # no kernels
+    monkeypatch.undo()
+    monkeypatch.setattr(topk_mod, "has_amx", lambda: False)
+    assert resolve_precision("auto", cpu, 10_000, 50_000, 200) == "fp32"  # AVX512-BF16 alone
     assert resolve_precision("bf16", cpu, 10, 10, 5) == "bf16"
     with pytest.raises(ValueError, match="precision must be one of"):
         topk_neighbors(torch.randn(2, 4), torch.randn(3, 4), 1, precision="fp16")
@@ -148,7 +193,57 @@ def test_group_selection_equals_plain_topk_with_ties():
     assert all(len(set(row.tolist())) == 30 for row in i)
 
 
+def test_score_keys_order_like_the_scores():
+    """The kernels compare scores as integer keys; the keys, their values and the threshold
+    keys must agree with the floats themselves, negative values, zeros and infinities too."""
+    from numba import njit
+
+    kern = topk_mod.cpu_kernels()
+
+    @njit
+    def probe(bits, thr, table):
+        keys = np.empty(bits.shape[1], np.int32)
+        vals = np.empty(bits.shape[1])
+        for j in range(bits.shape[1]):
+            keys[j] = kern._key(bits, 0, j)
+            vals[j] = kern._value(bits, keys[j], table)
+        mins = np.empty(thr.shape[0], np.int32)
+        for i in range(thr.shape[0]):
+            mins[i] = kern._min_key(bits, thr[i], table)
+        return keys, vals, mins
+
+    g = torch.Generator().manual_seed(8)
+    x = torch.cat([torch.randn(2000, generator=g) * 10 ** torch.randint(-6, 3, (2000,), generator=g),
+                   torch.tensor([0.0, -0.0, float("inf"), float("-inf"), 1.0, -1.0])])  # fmt: skip
+    thr = np.random.default_rng(0).normal(size=500) * 0.5
+    for xs, view in ((x.bfloat16(), torch.int16), (x, torch.int32)):
+        bits = xs.view(view).numpy()[None]
+        keys, vals, mins = probe(bits, thr, kern.TABLE)
+        assert np.array_equal(vals, xs.double().numpy())  # a key's value is the score
+        order = np.argsort(keys, kind="stable")
+        assert np.all(vals[order][1:] >= vals[order][:-1])  # keys order like the scores
+        # the threshold key admits exactly the scores at or above the threshold
+        assert np.array_equal(keys[:, None] >= mins[None], vals[:, None] >= thr[None])
+
+
+def test_row_norms_match_torch():
+    g = torch.Generator().manual_seed(9)
+    x = F.normalize(torch.randn(300, 77, generator=g), dim=1)
+    out = np.empty((300, 3))
+    topk_mod.cpu_kernels().row_norms(x.numpy(), x.bfloat16().view(torch.int16).numpy(), out)
+    xf = x.bfloat16().float()
+    ref = torch.stack([x.norm(dim=1), xf.norm(dim=1), (xf - x).norm(dim=1)], 1).double()
+    assert torch.allclose(torch.from_numpy(out), ref, rtol=1e-6, atol=1e-9)
+
+
 def test_fp32_similarities_match_torch_whatever_the_blas():
     g = torch.Generator().manual_seed(6)
     a, b = torch.randn(300, 64, generator=g), torch.randn(1000, 64, generator=g)
     assert torch.allclose(topk_mod.similarities(a, b), a @ b.T, atol=1e-5)
+
+
+def test_nothing_to_find_gives_empty_results(backend):
+    s, i = topk_neighbors(torch.randn(1, 4), torch.randn(1, 4), 3, exclude_self=True)
+    assert s.shape == i.shape == (1, 0)
+    s, i = topk_neighbors(torch.randn(0, 4), torch.randn(5, 4), 3, precision="bf16")
+    assert s.shape == i.shape == (0, 3)

@@ -5,12 +5,16 @@ O(query_chunk x bank_chunk), never O(Q x N)).
 
 ``bf16``: a candidate pass with the device's fast bf16 matmul, then fp32 rescoring of the
 candidates only. A proven bound on the bf16 score error (docs/evaluation.md, "Exact top-k
-through a bf16 pass") certifies, row by row, that every bank row left out cannot be in the
-fp32 top-k; a row the bound cannot certify is searched again in fp32. The result is the
-fp32 top-k either way.
+through a bf16 pass") shows, row by row, that every bank row left out cannot be in the fp32
+top-k; a row with too many candidates is searched again in fp32. The result is the fp32
+top-k either way.
 
-``auto`` (the default) takes the bf16 path on devices whose bf16 matmul is many times the
-fp32 one (CUDA bf16 tensor cores) when the search is large enough to gain; otherwise fp32.
+``auto`` (the default) takes the bf16 path where the bf16 matmul is many times the fp32 one
+(CUDA bf16 tensor cores; CPUs with AMX) and the search is large enough to gain; else fp32.
+
+Two implementations of both paths: on CPU the numba kernels of ``topk_cpu.py`` (the product
+through BLAS / AMX, then one fused pass per query row), elsewhere torch operations (group
+maxima and ``topk``; they are also the CPU fallback without numba).
 
 Both paths: ties in similarity go to the lower bank index; results sorted by decreasing
 similarity; the similarities returned are fp32 dot products of the normalized vectors.
@@ -29,6 +33,8 @@ U_BF16 = 2.0**-8  # unit roundoff of bfloat16 (8 significand bits, round to near
 U_FP32 = 2.0**-24
 GROUP = 8  # bank rows per group in the candidate selection
 MIN_WORK = 1 << 24  # query x bank pairs below which the bf16 path gains nothing
+CPU_CANDIDATES = 8  # candidates a query row may hold on CPU, per k, before it falls back
+WIDTH = 64  # bank rows per block of the CPU pass (fewer when the chunk has < 4k blocks)
 
 
 @torch.no_grad()
@@ -52,8 +58,16 @@ def topk_neighbors(
     q = F.normalize(queries.float(), dim=1)
     b = F.normalize(bank.float(), dim=1)
     k = min(k, b.size(0) - int(exclude_self))
+    if k <= 0 or q.size(0) == 0:  # nothing to find (a one-row bank, leave-one-out)
+        return q.new_empty(q.size(0), max(k, 0)), torch.empty(
+            q.size(0), max(k, 0), dtype=torch.long, device=q.device
+        )
     self_cols = torch.arange(q.size(0), device=q.device) if exclude_self else None
-    if resolve_precision(precision, q.device, q.size(0), b.size(0), k) == "bf16":
+    bf16 = resolve_precision(precision, q.device, q.size(0), b.size(0), k) == "bf16"
+    kernels = cpu_kernels() if q.device.type == "cpu" else None
+    if kernels is not None:
+        return _topk_cpu(kernels, q, b, k, query_chunk, bank_chunk, self_cols, bf16)
+    if bf16:
         return _topk_bf16(q, b, k, query_chunk, bank_chunk, self_cols)
     return _topk_fp32(q, b, k, query_chunk, bank_chunk, self_cols)
 
@@ -62,24 +76,43 @@ def resolve_precision(precision: str, device: torch.device, rows: int, cols: int
     """The path ``precision`` means for a ``rows x cols`` search of top-``k`` on ``device``."""
     if precision != "auto":
         return precision
-    big = rows * cols >= MIN_WORK and 4 * GROUP * candidate_groups(k) <= cols
+    big = rows * cols >= MIN_WORK
+    if device.type != "cpu":  # the group selection needs room for its candidate groups
+        big = big and 4 * GROUP * candidate_groups(k) <= cols
     return "bf16" if big and fast_bf16(device.type) else "fp32"
 
 
 def fast_bf16(device_type: str) -> bool:
-    """Whether the bf16 path pays off on this device type: CUDA with bf16 tensor cores
-    (compute capability 8.0 or newer), where the bf16 matmul is many times the fp32 one.
+    """Whether the bf16 path pays off on this device type.
 
-    Not on CPU: with AVX512-BF16 the bf16 matmul is 2.4x the fp32 one, but the candidates'
-    fp32 rescoring (a 2 KB bank-row gather each) and bf16 element-wise work cost more than
-    that saves; the whole bf16 search measured 1.4x the fp32 one's time
-    (bench/knn_retrieval.py, docs/evaluation.md).
+    CUDA with bf16 tensor cores (compute capability 8.0 or newer), where the bf16 matmul is
+    many times the fp32 one; a CPU with AMX (Intel Sapphire Rapids and newer), where it is
+    3x the fp32 one and the fused CPU kernels (``topk_cpu.py``) keep the selection cheap. Not a
+    CPU with AVX512-BF16 alone: its bf16 matmul is 2.4x the fp32 one, too little to pay for the
+    candidates' rescoring (docs/evaluation.md).
     """
-    return (
-        device_type == "cuda"
-        and torch.cuda.is_available()
-        and torch.cuda.get_device_capability()[0] >= 8
-    )
+    if device_type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8
+    return device_type == "cpu" and has_amx() and cpu_kernels() is not None
+
+
+@functools.cache
+def has_amx() -> bool:
+    """Whether this CPU has AMX bf16 tiles (and torch can use them)."""
+    try:
+        return bool(torch.cpu._is_amx_tile_supported()) and bool(torch._C._cpu._init_amx())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+@functools.cache
+def cpu_kernels():
+    """The numba kernels of the CPU search (``topk_cpu``), or None without numba."""
+    try:
+        from assoc_lightning.eval.metrics import topk_cpu
+    except ImportError:
+        return None
+    return topk_cpu
 
 
 def candidate_groups(k: int) -> int:
@@ -100,13 +133,22 @@ def score_bound(
     """
     d = q.size(1)
     gamma = d * U_FP32 / (1 - d * U_FP32)
-    safe = 1 + 1e-5  # the norms themselves are computed in fp32
-    eq = (qh.float() - q).norm(dim=1) * safe
-    nq, nqh = q.norm(dim=1) * safe, qh.float().norm(dim=1) * safe
-    eb = (bh.float() - b).norm(dim=1).max() * safe
-    nb, nbh = b.norm(dim=1).max() * safe, bh.float().norm(dim=1).max() * safe
+    safe = 1 + 1e-5  # the norms themselves may be computed in fp32
+    nq, nqh, eq = (v * safe for v in _norms(q, qh))
+    nb, nbh, eb = (v.max() * safe for v in _norms(b, bh))
     delta = eq * nb + nq * eb + eq * eb + gamma * nqh * nbh + 2 * gamma * nq * nb + 1e-30
     return delta, U_BF16 / (1 - U_BF16)
+
+
+def _norms(x: torch.Tensor, xh: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Row norms |x|, |xh| and |xh - x| of fp32 rows and their bf16 roundings."""
+    kernels = cpu_kernels() if x.device.type == "cpu" else None
+    if kernels is not None:  # one pass; torch's bf16 element-wise work is slow on CPU
+        out = np.empty((x.size(0), 3))
+        kernels.row_norms(x.numpy(), xh.view(torch.int16).numpy(), out)
+        return tuple(torch.from_numpy(out[:, i]).float() for i in range(3))
+    xf = xh.float()
+    return x.norm(dim=1), xf.norm(dim=1), (xf - x).norm(dim=1)
 
 
 def _sort_rows(sims: torch.Tensor, idx: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,22 +169,11 @@ def _mask_self(sims: torch.Tensor, self_cols: torch.Tensor | None, start: int) -
     sims[rows[ok], cols[ok]] = float("-inf")
 
 
-@functools.cache
-def numpy_blas_faster() -> bool:
-    """Whether to multiply fp32 on CPU through numpy's BLAS (OpenBLAS) rather than torch's
-    (MKL): on AMD CPUs, where MKL takes a slower path (OpenBLAS measured 1.2-1.6x faster at
-    the search's block shapes on an AMD EPYC). Decided by the CPU vendor, not by timing, so
-    that one machine always sums in the same order and repeats its numbers exactly."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return any(line.startswith("vendor_id") and "AuthenticAMD" in line for line in f)
-    except OSError:
-        return False
-
-
 def similarities(qc: torch.Tensor, bc: torch.Tensor) -> torch.Tensor:
-    """``qc @ bc.T`` in fp32, through the faster of torch's and numpy's BLAS on CPU."""
-    if qc.device.type == "cpu" and qc.dtype == torch.float32 and numpy_blas_faster():
+    """``qc @ bc.T`` in fp32; on CPU through numpy's BLAS (OpenBLAS), 1.1-1.6x torch's (MKL)
+    at these block shapes on the AMD EPYC and the Intel Xeon (Sapphire Rapids) measured, and
+    the product the CPU kernels select from."""
+    if qc.device.type == "cpu" and qc.dtype == torch.float32:
         return torch.from_numpy(np.matmul(qc.numpy(), bc.numpy().T))
     return qc @ bc.T
 
@@ -253,9 +284,61 @@ def _topk_bf16(q, b, k, query_chunk, bank_chunk, self_cols):
         s, i = _sort_rows(exact, cand, k)
         out_s[rows], out_i[rows] = s, i
         failed.append(torch.nonzero(~ok).squeeze(1) + qs)
+    return _fallback(q, b, k, query_chunk, bank_chunk, self_cols, out_s, out_i, failed)
+
+
+def _fallback(q, b, k, query_chunk, bank_chunk, self_cols, out_s, out_i, failed):
+    """Rows the bf16 pass could not settle (listed in ``failed``): the plain fp32 search."""
     failed = torch.cat(failed)
-    if failed.numel():  # rows the bound could not certify: plain fp32 search
+    if failed.numel():
         own = None if self_cols is None else self_cols[failed]
         s, i = _topk_fp32(q[failed], b, k, query_chunk, bank_chunk, own)
         out_s[failed], out_i[failed] = s, i
     return out_s, out_i
+
+
+def _topk_cpu(kernels, q, b, k, query_chunk, bank_chunk, self_cols, bf16):
+    """Both paths on CPU: per block the product (AMX bf16 matmul, or fp32 through numpy's BLAS),
+    then one fused numba pass per query row (``topk_cpu.merge_chunk``: the candidates that can
+    reach the running k-th score, their fp32 rescoring on the bf16 path, the running top-k).
+    """
+    import numba
+
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    if bf16:
+        qh, bh = q.bfloat16(), b.bfloat16()
+        delta, c = score_bound(q, qh, b, bh)
+    else:  # the fp32 scores are the answer's own: no bound, no rescoring
+        delta, c = torch.zeros(q.size(0)), 0.0
+    qn, bn, dn = q.numpy(), b.numpy(), delta.double().numpy()
+    out_s = torch.empty(q.size(0), k)
+    out_i = torch.empty(q.size(0), k, dtype=torch.long)
+    cap = CPU_CANDIDATES * k + 64
+    failed, sims = [], None
+    for qs in range(0, q.size(0), query_chunk):
+        rows = slice(qs, qs + query_chunk)
+        nq = qn[rows].shape[0]
+        floor = np.full(nq, -np.inf)
+        best_s, best_i = out_s[rows].numpy(), out_i[rows].numpy()
+        filled, ok = np.zeros(nq, np.int64), np.ones(nq, np.bool_)
+        cols, vals = np.empty((nq, cap), np.int64), np.empty((nq, cap), np.float32)
+        exact = np.full((nq, cap), np.nan, np.float32)
+        for bs in range(0, b.size(0), bank_chunk):
+            n = min(bank_chunk, b.size(0) - bs)
+            if sims is None or sims.shape != (nq, n):  # one buffer: no page faults per block
+                sims = torch.empty(nq, n, dtype=torch.bfloat16 if bf16 else torch.float32)
+            if bf16:
+                torch.matmul(qh[rows], bh[bs : bs + n].T, out=sims)
+                bits = sims.view(torch.int16).numpy()
+            else:
+                np.matmul(qn[rows], bn[bs : bs + n].T, out=sims.numpy())
+                bits = sims.view(torch.int32).numpy()
+            width = max(1, min(WIDTH, n // (4 * k)))  # >= 4k blocks: their k-th maximum is tight
+            blocks = np.empty((nq, -(-n // width)), np.int32)
+            own = np.full(nq, -1) if self_cols is None else self_cols[rows].numpy() - bs
+            kernels.merge_chunk(
+                bits, qn[rows], bn[bs : bs + n], dn[rows], c, k, width, own, floor, best_s,
+                best_i, filled, bs, blocks, cols, vals, exact, ok,
+            )  # fmt: skip
+        failed.append(torch.from_numpy(np.flatnonzero(~ok)) + qs)
+    return _fallback(q, b, k, query_chunk, bank_chunk, self_cols, out_s, out_i, failed)
