@@ -100,6 +100,7 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--k", type=int, default=200)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--ranks", type=int, default=20000, help="pairs of the instance-ranks run")
     ap.add_argument("--device", default="cpu", help="where ours and the matmul run")
     a = ap.parse_args()
     device = torch.device(a.device)
@@ -141,6 +142,44 @@ def main() -> None:
           f"ours (auto) {best['ours (auto)'] / mm:.2f}x, bf16 path {best['ours bf16'] / mm:.2f}x "
           f"the fastest fp32 matmul alone (goal <= 0.8x)")  # fmt: skip
     print(f"peak memory above the data, all variants: {peak:.0f} MB")
+    ranks_bench(a.ranks, a.dim, a.reps, device)
+
+
+def ranks_bench(n: int, dim: int, reps: int, device: torch.device) -> None:
+    """Instance ranks (retrieval R@K / mAP) of ``n`` pairs: ours on each path against the fp32
+    matmul alone, best of ``reps``, alternating; all must give the fp32 path's ranks (up to
+    pairs within fp32 rounding of each other)."""
+    from assoc_lightning.eval.metrics.retrieval import instance_ranks
+
+    g = torch.Generator().manual_seed(1)
+    gallery, _, _, _ = make_data(n, 1, dim)
+    queries = (gallery + 6.0 * torch.randn(n, dim, generator=g)).to(device)
+    gallery = gallery.to(device)
+    qn, gn = F.normalize(queries, dim=1), F.normalize(gallery, dim=1)
+    runs = {p: (lambda p=p: instance_ranks(queries, gallery, precision=p).cpu()) for p in
+            ("fp32", "bf16")}  # fmt: skip
+    if device.type == "cpu":
+        runs["fp32 matmul (numpy)"] = lambda: [qn[s:s + 1024].numpy() @ gn.numpy().T
+                                               for s in range(0, n, 1024)] and None  # fmt: skip
+    runs["fp32 matmul (torch)"] = lambda: (
+        [qn[s : s + 1024] @ gn.T for s in range(0, n, 1024)] and None
+    )
+    for p in ("fp32", "bf16"):
+        instance_ranks(queries[:64], gallery[:64], precision=p)  # warm-up
+    best, found = {name: float("inf") for name in runs}, {}
+    for rep in range(reps):
+        for name in list(runs)[rep % len(runs) :] + list(runs)[: rep % len(runs)]:
+            t = time.perf_counter()
+            found[name] = runs[name]()
+            best[name] = min(best[name], time.perf_counter() - t)
+    mm = min(v for name, v in best.items() if "matmul" in name)
+    print(f"\ninstance ranks of {n} pairs x {dim} on {device}, best of {reps} alternating")
+    print(f"{'variant':20s} {'seconds':>8s} {'x matmul':>9s} {'same ranks':>10s}")
+    for name, secs in best.items():
+        same = (
+            "" if found[name] is None else f"{(found[name] == found['fp32']).float().mean():10.4f}"
+        )
+        print(f"{name:20s} {secs:8.2f} {secs / mm:9.2f} {same}")
 
 
 if __name__ == "__main__":

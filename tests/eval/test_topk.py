@@ -247,3 +247,22 @@ def test_nothing_to_find_gives_empty_results(backend):
     assert s.shape == i.shape == (1, 0)
     s, i = topk_neighbors(torch.randn(0, 4), torch.randn(5, 4), 3, precision="bf16")
     assert s.shape == i.shape == (0, 3)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_instance_ranks_on_near_ties_match_fp64(precision, backend):
+    """Every gallery row's rank against one query direction, 400 of them 1e-5 apart in cosine
+    (far inside bf16's error, far outside fp32's): the bf16 counts must rescore that band."""
+    from assoc_lightning.eval.metrics.retrieval import instance_ranks
+
+    q, bank = near_tie_bank(n=3000, dense=400, gap=1e-5)
+    queries = q.repeat(len(bank), 1)  # query i is paired with gallery row i
+    ranks = instance_ranks(queries, bank, chunk=512, gallery_chunk=1000, precision=precision)
+    s = (F.normalize(q.double(), dim=1) @ F.normalize(bank.double(), dim=1).T)[0]
+    order = torch.argsort(s, descending=True, stable=True)
+    ref = torch.empty_like(order)
+    ref[order] = torch.arange(1, len(bank) + 1)
+    dense = s >= 0.5 - 1e-9
+    assert torch.equal(ranks[dense], ref[dense])
+    # background rows: random cosines, some within fp32 rounding of each other
+    assert (ranks - ref).abs().max() <= 2 and (ranks == ref).float().mean() > 0.99

@@ -25,9 +25,10 @@ class RetrievalCallback(EmbeddingEvalCallback):
         ks: K for instance-level recall (1, 5, 10).
         class_ks: K for class-match accuracy (1..5).
         chunk: queries per similarity block.
-        precision: the class-match top-k search's path, ``auto``, ``fp32`` or ``bf16``
-            (``eval/metrics/topk.py``; the same neighbours either way). Every measure is
-            computed on the trainer's device.
+        precision: the path of the class-match top-k search and the instance ranks,
+            ``auto``, ``fp32`` or ``bf16`` (``eval/metrics/topk.py``; the same neighbours and
+            ranks either way). Class mAP ranks the whole gallery in fp32 (its cost is the sort,
+            not the product). Every measure is computed on the trainer's device.
         **kwargs: when to evaluate and the seed (``EmbeddingEvalCallback``).
     """
 
@@ -54,7 +55,7 @@ class RetrievalCallback(EmbeddingEvalCallback):
         for name, (q, g) in {"a2i": ("audio", "image"), "i2a": ("image", "audio")}.items():
             qe, ql = features[q].embeddings.to(dev), features[q].labels.to(dev)
             ge, gl = features[g].embeddings.to(dev), features[g].labels.to(dev)
-            ranks = instance_ranks(qe, ge, self.chunk)
+            ranks = instance_ranks(qe, ge, self.chunk, precision=self.precision)
             out.update(
                 {f"retrieval/{name}_{k}": v for k, v in instance_metrics(ranks, self.ks).items()}
             )

@@ -1,4 +1,4 @@
-"""Cross-modal retrieval metrics, chunked over queries, fp32, deterministic tie-breaking.
+"""Cross-modal retrieval metrics, chunked over queries, exact fp32, deterministic tie-breaking.
 
 Instance level (C-MCR, docs/evaluation.md): query i's only relevant gallery item is its own pair
 (gallery row i). rank_i = 1 + #{j: s_ij > s_ii} + #{j < i: s_ij = s_ii}; R@K = P(rank <= K);
@@ -12,19 +12,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from assoc_lightning.eval.metrics.topk import topk_neighbors
+from assoc_lightning.eval.metrics.topk import (
+    cpu_bound,
+    cpu_kernels,
+    cpu_products,
+    resolve_precision,
+    topk_neighbors,
+)
 
 
 @torch.no_grad()
 def instance_ranks(
-    queries: torch.Tensor, gallery: torch.Tensor, chunk: int = 1024, gallery_chunk: int = 65536
+    queries: torch.Tensor,
+    gallery: torch.Tensor,
+    chunk: int = 1024,
+    gallery_chunk: int = 65536,
+    precision: str = "auto",
 ) -> torch.Tensor:
     """1-based rank of gallery row i among all gallery rows for query i (cosine).
 
     Memory is bounded by ``chunk x gallery_chunk`` similarities, whatever the set sizes.
+    ``precision``: as the exact top-k search (``eval/metrics/topk.py``); on CPU the counts come
+    from its kernels, on the bf16 path with the same bound (a row's bf16 score decides alone
+    when it is clearly above or below the pair's; the rows in between are rescored in fp32).
     """
     if queries.size(0) != gallery.size(0):
         raise ValueError(
@@ -33,6 +47,10 @@ def instance_ranks(
     q = F.normalize(queries.float(), dim=1)
     g = F.normalize(gallery.float(), dim=1)
     own_all = (q * g).sum(1)
+    kernels = cpu_kernels() if q.device.type == "cpu" else None
+    if kernels is not None and q.size(0) > 0:
+        bf16 = resolve_precision(precision, q.device, q.size(0), g.size(0), 1) == "bf16"
+        return _instance_ranks_cpu(kernels, q, g, own_all, chunk, gallery_chunk, bf16)
     ranks = []
     for s in range(0, q.size(0), chunk):
         qc = q[s : s + chunk]
@@ -48,6 +66,22 @@ def instance_ranks(
             rank += ((sims > own) & others).sum(1) + ((sims == own) & (cols < rows)).sum(1)
         ranks.append(rank)
     return torch.cat(ranks)
+
+
+def _instance_ranks_cpu(kernels, q, g, own_all, chunk, gallery_chunk, bf16):
+    qh, gh, delta, c = cpu_bound(q, g, bf16)
+    qn, gn, dn, own = q.numpy(), g.numpy(), delta.double().numpy(), own_all.double().numpy()
+    ranks = np.ones(q.size(0), np.int64)
+    buffers = {}
+    for s in range(0, q.size(0), chunk):
+        rows = slice(s, s + chunk)
+        qhr = qh[rows] if bf16 else None
+        for gs, n, bits in cpu_products(qn[rows], qhr, gn, gh, gallery_chunk, buffers):
+            diag = np.arange(s, s + bits.shape[0]) - gs  # each query's own column
+            kernels.rank_chunk(
+                bits, qn[rows], gn[gs : gs + n], own[rows], dn[rows], c, diag, ranks[rows]
+            )
+    return torch.from_numpy(ranks)
 
 
 def instance_metrics(ranks: torch.Tensor, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:

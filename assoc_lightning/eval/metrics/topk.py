@@ -302,19 +302,12 @@ def _topk_cpu(kernels, q, b, k, query_chunk, bank_chunk, self_cols, bf16):
     then one fused numba pass per query row (``topk_cpu.merge_chunk``: the candidates that can
     reach the running k-th score, their fp32 rescoring on the bf16 path, the running top-k).
     """
-    import numba
-
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-    if bf16:
-        qh, bh = q.bfloat16(), b.bfloat16()
-        delta, c = score_bound(q, qh, b, bh)
-    else:  # the fp32 scores are the answer's own: no bound, no rescoring
-        delta, c = torch.zeros(q.size(0)), 0.0
+    qh, bh, delta, c = cpu_bound(q, b, bf16)
     qn, bn, dn = q.numpy(), b.numpy(), delta.double().numpy()
     out_s = torch.empty(q.size(0), k)
     out_i = torch.empty(q.size(0), k, dtype=torch.long)
     cap = CPU_CANDIDATES * k + 64
-    failed, sims = [], None
+    failed, buffers = [], {}
     for qs in range(0, q.size(0), query_chunk):
         rows = slice(qs, qs + query_chunk)
         nq = qn[rows].shape[0]
@@ -323,16 +316,8 @@ def _topk_cpu(kernels, q, b, k, query_chunk, bank_chunk, self_cols, bf16):
         filled, ok = np.zeros(nq, np.int64), np.ones(nq, np.bool_)
         cols, vals = np.empty((nq, cap), np.int64), np.empty((nq, cap), np.float32)
         exact = np.full((nq, cap), np.nan, np.float32)
-        for bs in range(0, b.size(0), bank_chunk):
-            n = min(bank_chunk, b.size(0) - bs)
-            if sims is None or sims.shape != (nq, n):  # one buffer: no page faults per block
-                sims = torch.empty(nq, n, dtype=torch.bfloat16 if bf16 else torch.float32)
-            if bf16:
-                torch.matmul(qh[rows], bh[bs : bs + n].T, out=sims)
-                bits = sims.view(torch.int16).numpy()
-            else:
-                np.matmul(qn[rows], bn[bs : bs + n].T, out=sims.numpy())
-                bits = sims.view(torch.int32).numpy()
+        qhr = qh[rows] if bf16 else None
+        for bs, n, bits in cpu_products(qn[rows], qhr, bn, bh, bank_chunk, buffers):
             width = max(1, min(WIDTH, n // (4 * k)))  # >= 4k blocks: their k-th maximum is tight
             blocks = np.empty((nq, -(-n // width)), np.int32)
             own = np.full(nq, -1) if self_cols is None else self_cols[rows].numpy() - bs
@@ -342,3 +327,36 @@ def _topk_cpu(kernels, q, b, k, query_chunk, bank_chunk, self_cols, bf16):
             )  # fmt: skip
         failed.append(torch.from_numpy(np.flatnonzero(~ok)) + qs)
     return _fallback(q, b, k, query_chunk, bank_chunk, self_cols, out_s, out_i, failed)
+
+
+def cpu_bound(q, b, bf16):
+    """``(qh, bh, delta, c)`` of a CPU search: the bf16 roundings and their score bound, or
+    (None, None, 0, 0) for fp32 scores, which are final."""
+    if not bf16:
+        return None, None, torch.zeros(q.size(0)), 0.0
+    qh, bh = q.bfloat16(), b.bfloat16()
+    return (qh, bh, *score_bound(q, qh, b, bh))
+
+
+def cpu_products(qn, qh, bn, bh, bank_chunk, buffers):
+    """``(start, rows, score bits)`` per bank chunk: bf16 scores (AMX matmul) as int16 when
+    ``qh`` is given, else fp32 scores (numpy's BLAS) as int32. The scores go to buffers kept in
+    ``buffers`` by shape (no page faults per block), so each block's bits are valid until the
+    next is made. Also sets numba's threads to torch's."""
+    import numba
+
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    bf16 = qh is not None
+    for bs in range(0, bn.shape[0], bank_chunk):
+        n = min(bank_chunk, bn.shape[0] - bs)
+        shape = (qn.shape[0], n)
+        if shape not in buffers:
+            buffers.clear()  # one buffer at a time
+            buffers[shape] = torch.empty(shape, dtype=torch.bfloat16 if bf16 else torch.float32)
+        sims = buffers[shape]
+        if bf16:
+            torch.matmul(qh, bh[bs : bs + n].T, out=sims)
+            yield bs, n, sims.view(torch.int16).numpy()
+        else:
+            np.matmul(qn, bn[bs : bs + n].T, out=sims.numpy())
+            yield bs, n, sims.view(torch.int32).numpy()

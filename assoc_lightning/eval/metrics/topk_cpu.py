@@ -296,3 +296,46 @@ def merge_chunk(bits, q, b, delta, c, k, width, own, floor, best_s, best_i, fill
     """
     _merge_chunk(bits, q, b, delta, c, k, width, own, TABLE, floor, best_s, best_i, filled,
                  offset, blocks, cols, vals, exact, ok)  # fmt: skip
+
+
+@njit(cache=True)
+def _rank_row(r, bits, q, b, own, delta, c, diag, table, counts):
+    """Add to ``counts[r]`` the bank rows of this chunk that outrank the row's own pair."""
+    n = bits.shape[1]
+    s = own[r]
+    d = delta[r]
+    lo = _min_key(bits, _threshold(s, d, c), table)  # below: cannot reach s
+    y = s + d  # at or above: certainly beat s (x - d - c |x| > s)
+    x = y / (1.0 - c) if y >= 0 else y / (1.0 + c)
+    hi = _min_key(bits, x + 1e-12 * (1.0 + abs(x)), table)
+    above = 0
+    for j in range(n):
+        above += _key(bits, r, j) >= hi
+    if 0 <= diag < n and _key(bits, r, diag) >= hi:
+        above -= 1  # the pair itself never counts
+    rescore = _bf16_scores(bits)
+    for j in range(n):  # the band: decided by the fp32 score, ties to the lower index
+        kj = _key(bits, r, j)
+        if lo <= kj < hi and j != diag:
+            e = _dot(q, r, b, j) if rescore else _value(bits, kj, table)
+            if e > s or (e == s and j < diag):
+                above += 1
+    counts[r] += above
+
+
+@njit(parallel=True, cache=True)
+def _rank_chunk(bits, q, b, own, delta, c, diag, table, counts):
+    for r in prange(bits.shape[0]):
+        _rank_row(r, bits, q, b, own, delta, c, diag[r], table, counts)
+
+
+def rank_chunk(bits, q, b, own, delta, c, diag, counts):
+    """Count, per query row, the bank rows of one chunk whose fp32 score beats its own pair's.
+
+    ``bits``, ``q``, ``b``, ``delta``, ``c``: as ``merge_chunk``; ``own`` [Q] float64: the
+    fp32 score of each row's pair; ``diag`` [Q]: the pair's column in the chunk (-1 when
+    outside; a column before it wins a tie, one after loses); ``counts`` [Q] int64: added to.
+    A bf16 score decides a row alone when the bound puts it clearly above or below ``own``;
+    the rows in between are rescored in fp32.
+    """
+    _rank_chunk(bits, q, b, own, delta, c, diag, TABLE, counts)
