@@ -99,30 +99,40 @@ def test_bank_sizes_chunks_and_exclude_self(n, k, query_chunk, bank_chunk, preci
             assert not (i == torch.arange(q.size(0)).unsqueeze(1)).any()
 
 
-@pytest.mark.parametrize("precision", ["bf16", "fp32"])
-def test_rows_the_bound_cannot_certify_fall_back_to_fp32(monkeypatch, backend, precision):
-    if backend == "torch" and precision == "fp32":
-        pytest.skip("the torch fp32 path is the fallback itself")
-    q, bank = near_tie_bank(dense=1500, gap=1e-5)
-    if precision == "fp32":  # fp32 sets 1e-5 apart; exact ties overflow it instead
-        bank[torch.randperm(len(bank), generator=torch.Generator().manual_seed(0))[:1500]] = q
-    q = q.repeat(3, 1)
+def _count_fallbacks(monkeypatch) -> list:
+    """Allow too few candidates, and record the rows sent to the plain fp32 search."""
     calls = []
     real = topk_mod._topk_fp32
-    # too few candidates allowed: 1500 rows lie within the bound of the 200th (or tie it)
     monkeypatch.setattr(topk_mod, "candidate_groups", lambda k: k // GROUP + 1)
     monkeypatch.setattr(topk_mod, "CPU_CANDIDATES", 1)
     monkeypatch.setattr(
         topk_mod, "_topk_fp32", lambda q_, *a: calls.append(len(q_)) or real(q_, *a)
     )
+    return calls
+
+
+def test_rows_the_bound_cannot_certify_fall_back_to_fp32(monkeypatch, backend):
+    q, bank = near_tie_bank(dense=1500, gap=1e-5)  # 1500 rows within the bound of the 200th
+    q = q.repeat(3, 1)
+    calls = _count_fallbacks(monkeypatch)
     ref_s, ref_i = brute(q, bank, 200)
-    s, i = topk_neighbors(q, bank, 200, precision=precision)
+    _, i = topk_neighbors(q, bank, 200, precision="bf16")
     assert calls == [3]  # every row searched again in fp32
-    if precision == "bf16":
-        assert torch.equal(i, ref_i)
-    else:  # 1500 copies of q: any 200 of them, as the fp32 product rounds them
-        assert torch.allclose(s.double(), ref_s, atol=1e-6)
-        assert all(len(set(row.tolist())) == 200 for row in i)
+    assert torch.equal(i, ref_i)
+
+
+def test_fp32_kernel_rows_with_too_many_ties_fall_back(monkeypatch):
+    """The fp32 kernel has no band; exact ties at the k-th place overflow it instead."""
+    q, bank = near_tie_bank()
+    bank[torch.randperm(len(bank), generator=torch.Generator().manual_seed(0))[:1500]] = q
+    q = q.repeat(3, 1)
+    calls = _count_fallbacks(monkeypatch)
+    ref_s, _ = brute(q, bank, 200)
+    s, i = topk_neighbors(q, bank, 200, precision="fp32")
+    assert calls == [3]
+    # 1500 copies of q: any 200 of them, as the fp32 product rounds them
+    assert torch.allclose(s.double(), ref_s, atol=1e-6)
+    assert all(len(set(row.tolist())) == 200 for row in i)
 
 
 def test_negative_scores_and_k_near_the_bank_size(backend):
