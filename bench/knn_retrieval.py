@@ -67,22 +67,41 @@ def variants(query: torch.Tensor, bank: torch.Tensor, k: int, device: torch.devi
 
     nn = NearestNeighbors(n_neighbors=k, algorithm="brute", metric="cosine").fit(bank.numpy())
     out["scikit-learn brute"] = lambda: torch.from_numpy(nn.kneighbors(query.numpy())[1])
-    qm, bm = qn.to(device), bn.to(device)
+    out.update(matmuls(qn.to(device), bn.to(device)))
+    return out
+
+
+def matmuls(qm: torch.Tensor, bm: torch.Tensor) -> dict:
+    """name -> callable: the fp32 product of the unit vectors alone, in the searches' blocks
+    of 1024 queries, through torch's BLAS and (on CPU) numpy's; each returns None."""
     bt = bm.T.contiguous()
 
     def matmul(product):
         def run():
             for s in range(0, qm.size(0), 1024):
                 product(qm[s : s + 1024])
-            if device.type == "cuda":
+            if qm.device.type == "cuda":
                 torch.cuda.synchronize()
 
         return run
 
-    out["fp32 matmul (torch)"] = matmul(lambda qc: qc @ bt)
-    if device.type == "cpu":
+    out = {"fp32 matmul (torch)": matmul(lambda qc: qc @ bt)}
+    if qm.device.type == "cpu":
         out["fp32 matmul (numpy)"] = matmul(lambda qc: qc.numpy() @ bm.numpy().T)
     return out
+
+
+def best_of(runs: dict, reps: int) -> tuple[dict, dict]:
+    """``(best seconds, last result)`` per callable of ``runs``, ``reps`` rounds, alternating and
+    rotating so that drifts hit every variant alike."""
+    names = [name for name, f in runs.items() if callable(f)]
+    best, found = dict.fromkeys(names, float("inf")), {}
+    for rep in range(reps):
+        for name in names[rep % len(names) :] + names[: rep % len(names)]:
+            t = time.perf_counter()
+            found[name] = runs[name]()
+            best[name] = min(best[name], time.perf_counter() - t)
+    return best, found
 
 
 def same_neighbours(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -109,14 +128,7 @@ def main() -> None:
     for precision in ("fp32", "bf16"):  # compiles (or loads) the CPU kernels before timing
         topk_neighbors(query[:64].to(device), bank[:4096].to(device), 8, precision=precision)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    best = {name: float("inf") for name, f in runs.items() if callable(f)}
-    found = {}
-    names = list(best)
-    for rep in range(a.reps):  # alternating and rotating, so drifts hit every variant alike
-        for name in names[rep % len(names) :] + names[: rep % len(names)]:
-            t = time.perf_counter()
-            found[name] = runs[name]()
-            best[name] = min(best[name], time.perf_counter() - t)
+    best, found = best_of(runs, a.reps)
     peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
     ref = found["ours fp32"]
     mm = min(v for n, v in best.items() if n.startswith("fp32 matmul"))
@@ -155,23 +167,12 @@ def ranks_bench(n: int, dim: int, reps: int, device: torch.device) -> None:
     gallery, _, _, _ = make_data(n, 1, dim)
     queries = (gallery + 6.0 * torch.randn(n, dim, generator=g)).to(device)
     gallery = gallery.to(device)
-    qn, gn = F.normalize(queries, dim=1), F.normalize(gallery, dim=1)
     runs = {p: (lambda p=p: instance_ranks(queries, gallery, precision=p).cpu()) for p in
             ("fp32", "bf16")}  # fmt: skip
-    if device.type == "cpu":
-        runs["fp32 matmul (numpy)"] = lambda: [qn[s:s + 1024].numpy() @ gn.numpy().T
-                                               for s in range(0, n, 1024)] and None  # fmt: skip
-    runs["fp32 matmul (torch)"] = lambda: (
-        [qn[s : s + 1024] @ gn.T for s in range(0, n, 1024)] and None
-    )
+    runs.update(matmuls(F.normalize(queries, dim=1), F.normalize(gallery, dim=1)))
     for p in ("fp32", "bf16"):
         instance_ranks(queries[:64], gallery[:64], precision=p)  # warm-up
-    best, found = {name: float("inf") for name in runs}, {}
-    for rep in range(reps):
-        for name in list(runs)[rep % len(runs) :] + list(runs)[: rep % len(runs)]:
-            t = time.perf_counter()
-            found[name] = runs[name]()
-            best[name] = min(best[name], time.perf_counter() - t)
+    best, found = best_of(runs, reps)
     mm = min(v for name, v in best.items() if "matmul" in name)
     print(f"\ninstance ranks of {n} pairs x {dim} on {device}, best of {reps} alternating")
     print(f"{'variant':20s} {'seconds':>8s} {'x matmul':>9s} {'same ranks':>10s}")
