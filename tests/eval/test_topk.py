@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import assoc_lightning.eval.metrics.retrieval as retrieval_mod
 import assoc_lightning.eval.metrics.topk as topk_mod
 from assoc_lightning.eval.metrics.topk import (
     GROUP,
@@ -19,9 +20,11 @@ from assoc_lightning.eval.metrics.topk import (
 def backend(request, monkeypatch):
     """Run a test through the CPU kernels and through the torch implementation."""
     if request.param == "torch":
-        monkeypatch.setattr(topk_mod, "cpu_kernels", lambda: None)
+        for module in (topk_mod, retrieval_mod):  # both decide between kernels and torch
+            monkeypatch.setattr(module, "cpu_kernels", lambda scores="fp32": None)
     else:
-        assert topk_mod.cpu_kernels() is not None  # numba is a dependency
+        assert topk_mod.cpu_kernels("fp32") is not None  # numba is a dependency
+        assert topk_mod.cpu_kernels("bf16") is not None
     return request.param
 
 
@@ -171,7 +174,7 @@ def test_auto_takes_bf16_on_amx_cpus_and_large_searches(monkeypatch):
     monkeypatch.setattr(topk_mod, "has_amx", lambda: True)
     assert resolve_precision("auto", cpu, 10_000, 50_000, 200) == "bf16"
     assert resolve_precision("auto", cpu, 100, 1000, 10) == "fp32"  # too small to gain
-    monkeypatch.setattr(topk_mod, "cpu_kernels", lambda: None)
+    monkeypatch.setattr(topk_mod, "cpu_kernels", lambda scores="fp32": None)
     assert resolve_precision("auto", cpu, 10_000, 50_000, 200) == "fp32"  # no kernels
     monkeypatch.undo()
     monkeypatch.setattr(topk_mod, "has_amx", lambda: False)
@@ -252,6 +255,26 @@ def test_fp32_similarities_match_torch_whatever_the_blas():
     assert torch.allclose(topk_mod.similarities(a, b), a @ b.T, atol=1e-5)
 
 
+def test_an_unreadable_kernel_cache_falls_back_to_torch_with_a_warning(monkeypatch):
+    import pickle
+
+    kern = topk_mod.cpu_kernels()
+    topk_mod.cpu_kernels.cache_clear()
+
+    def damaged(scores):
+        raise pickle.UnpicklingError("invalid load key, ','.")
+
+    monkeypatch.setattr(kern, "warm_up", damaged)
+    try:
+        with pytest.warns(RuntimeWarning, match="Delete the topk_cpu"):
+            assert topk_mod.cpu_kernels("bf16") is None
+        q, bank = near_tie_bank()
+        ref_s, ref_i = brute(q, bank, 37)
+        assert torch.equal(topk_neighbors(q, bank, 37, precision="bf16")[1], ref_i)
+    finally:
+        topk_mod.cpu_kernels.cache_clear()
+
+
 def test_nothing_to_find_gives_empty_results(backend):
     s, i = topk_neighbors(torch.randn(1, 4), torch.randn(1, 4), 3, exclude_self=True)
     assert s.shape == i.shape == (1, 0)
@@ -263,11 +286,11 @@ def test_nothing_to_find_gives_empty_results(backend):
 def test_instance_ranks_on_near_ties_match_fp64(precision, backend):
     """Every gallery row's rank against one query direction, 400 of them 1e-5 apart in cosine
     (far inside bf16's error, far outside fp32's): the bf16 counts must rescore that band."""
-    from assoc_lightning.eval.metrics.retrieval import instance_ranks
-
     q, bank = near_tie_bank(n=3000, dense=400, gap=1e-5)
     queries = q.repeat(len(bank), 1)  # query i is paired with gallery row i
-    ranks = instance_ranks(queries, bank, chunk=512, gallery_chunk=1000, precision=precision)
+    ranks = retrieval_mod.instance_ranks(
+        queries, bank, chunk=512, gallery_chunk=1000, precision=precision
+    )
     s = (F.normalize(q.double(), dim=1) @ F.normalize(bank.double(), dim=1).T)[0]
     order = torch.argsort(s, descending=True, stable=True)
     ref = torch.empty_like(order)

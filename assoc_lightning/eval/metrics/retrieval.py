@@ -47,9 +47,9 @@ def instance_ranks(
     q = F.normalize(queries.float(), dim=1)
     g = F.normalize(gallery.float(), dim=1)
     own_all = (q * g).sum(1)
-    kernels = cpu_kernels() if q.device.type == "cpu" else None
+    bf16 = resolve_precision(precision, q.device, q.size(0), g.size(0), 1) == "bf16"
+    kernels = cpu_kernels("bf16" if bf16 else "fp32") if q.device.type == "cpu" else None
     if kernels is not None and q.size(0) > 0:
-        bf16 = resolve_precision(precision, q.device, q.size(0), g.size(0), 1) == "bf16"
         return _instance_ranks_cpu(kernels, q, g, own_all, chunk, gallery_chunk, bf16)
     ranks = []
     for s in range(0, q.size(0), chunk):

@@ -23,6 +23,8 @@ similarity; the similarities returned are fp32 dot products of the normalized ve
 from __future__ import annotations
 
 import functools
+import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -64,7 +66,7 @@ def topk_neighbors(
         )
     self_cols = torch.arange(q.size(0), device=q.device) if exclude_self else None
     bf16 = resolve_precision(precision, q.device, q.size(0), b.size(0), k) == "bf16"
-    kernels = cpu_kernels() if q.device.type == "cpu" else None
+    kernels = cpu_kernels("bf16" if bf16 else "fp32") if q.device.type == "cpu" else None
     if kernels is not None:
         return _topk_cpu(kernels, q, b, k, query_chunk, bank_chunk, self_cols, bf16)
     if bf16:
@@ -88,12 +90,13 @@ def fast_bf16(device_type: str) -> bool:
     CUDA with bf16 tensor cores (compute capability 8.0 or newer), where the bf16 matmul is
     many times the fp32 one; a CPU with AMX (Intel Sapphire Rapids and newer), where it is
     3x the fp32 one and the fused CPU kernels (``topk_cpu.py``) keep the selection cheap. Not a
-    CPU with AVX512-BF16 alone: its bf16 matmul is 2.4x the fp32 one, too little to pay for the
-    candidates' rescoring (docs/evaluation.md).
+    CPU with AVX512-BF16 alone: its bf16 matmul was 2.4x the fp32 one, and the bf16 search
+    with torch's selection lost to fp32 there; the kernels are unmeasured on such a CPU
+    (docs/evaluation.md).
     """
     if device_type == "cuda":
         return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8
-    return device_type == "cpu" and has_amx() and cpu_kernels() is not None
+    return device_type == "cpu" and has_amx() and cpu_kernels("bf16") is not None
 
 
 @functools.cache
@@ -106,11 +109,27 @@ def has_amx() -> bool:
 
 
 @functools.cache
-def cpu_kernels():
-    """The numba kernels of the CPU search (``topk_cpu``), or None without numba."""
+def cpu_kernels(scores: str = "fp32"):
+    """The numba kernels of the CPU search (``topk_cpu``) for ``fp32`` or ``bf16`` scores,
+    compiled or loaded at the first use of that format in a process; None without numba, or when
+    numba's cache of them cannot be read (then with a warning that says how to rebuild it; the
+    torch implementation gives the same answers meanwhile)."""
     try:
         from assoc_lightning.eval.metrics import topk_cpu
     except ImportError:
+        return None
+    try:
+        topk_cpu.warm_up(scores)
+    except Exception as err:  # e.g. a cache file truncated by a killed process
+        warnings.warn(
+            f"the exact top-k search's CPU kernels could not be loaded ({type(err).__name__}: "
+            f"{err}); numba's cache of them is probably damaged. Delete the topk_cpu.* files in "
+            f"{Path(topk_cpu.__file__).parent / '__pycache__'} (or in NUMBA_CACHE_DIR if set) "
+            "and they are rebuilt on the next run; searching with the torch implementation "
+            "meanwhile (same results, slower).",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return None
     return topk_cpu
 
@@ -142,7 +161,7 @@ def score_bound(
 
 def _norms(x: torch.Tensor, xh: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Row norms |x|, |xh| and |xh - x| of fp32 rows and their bf16 roundings."""
-    kernels = cpu_kernels() if x.device.type == "cpu" else None
+    kernels = cpu_kernels("bf16") if x.device.type == "cpu" else None
     if kernels is not None:  # one pass; torch's bf16 element-wise work is slow on CPU
         out = np.empty((x.size(0), 3))
         kernels.row_norms(x.numpy(), xh.view(torch.int16).numpy(), out)

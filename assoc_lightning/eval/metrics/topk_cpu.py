@@ -9,9 +9,10 @@ docs/evaluation.md ("Exact top-k through a bf16 pass"); ``topk.py`` calls them a
 fallback.
 
 Scores are handled through their bit patterns (int16 for bf16, int32 for fp32) mapped to int32
-keys that order like the values (``key16`` / ``key32``), so a comparison against a threshold
-is an integer comparison and the block maxima vectorize. Both formats come through the same
-row code, with the format's functions passed in (numba compiles one version for each).
+keys that order like the values (``_key``), so a comparison against a threshold is an integer
+comparison and the block maxima vectorize. Both formats go through the same row code; the
+format's primitives are overloads chosen by the score array's dtype (numba compiles one
+version for each, and caches it).
 """
 
 from __future__ import annotations
@@ -189,11 +190,20 @@ def _threshold(lower, delta, c):
 
 
 @njit(cache=True)
+def _certainly_above(lower, delta, c):
+    """The smallest score x past which the fp32 score surely beats ``lower``
+    (x - delta - c |x| > lower)."""
+    y = lower + delta
+    x = y / (1.0 - c) if y >= 0 else y / (1.0 + c)
+    return x + 1e-12 * (1.0 + abs(x))  # the float64 arithmetic's own rounding, with room
+
+
+@njit(cache=True)
 def _row(r, bits, q, b, delta, c, k, width, own, table, floor, best_s, best_i, filled,
          offset, blocks, cols, vals, exact):  # fmt: skip
     """One query row against one bank chunk; returns False when its candidates overflow.
-    ``rescore``: whether the candidates' scores are approximate (bf16) and need the fp32 dot
-    product; fp32 scores are final, and their bound is 0."""
+    bf16 scores are approximate and their candidates are rescored with the fp32 dot product;
+    fp32 scores are final (and their bound is 0)."""
     n = bits.shape[1]
     _block_max(bits, r, width, blocks)
     rescore = _bf16_scores(bits)
@@ -286,8 +296,7 @@ def merge_chunk(bits, q, b, delta, c, k, width, own, floor, best_s, best_i, fill
     ``bits`` [Q, n]: the chunk's scores as int16 (bf16 bit patterns: approximate, the
     candidates are rescored) or int32 (fp32 ones: final); ``q`` [Q, d], ``b`` [n, d]: the fp32
     unit vectors; ``delta`` [Q], ``c``: the bound |bf16 - fp32 rescored| <= delta + c |bf16|
-    (0 and 0 for fp32 scores); ``own`` [Q]: each row's own
-    column in the chunk (or -1); ``floor`` [Q] float64: a proven lower bound on each row's
+    (0 and 0 for fp32 scores); ``own`` [Q]: each row's own column in the chunk (or -1); ``floor`` [Q] float64: a proven lower bound on each row's
     final k-th fp32 score (-inf at first), raised here; ``best_s`` / ``best_i`` [Q, k] and
     ``filled`` [Q]: the running top-k, sorted, ties to the lower index; ``offset``: the chunk's
     first bank row; ``blocks`` [Q, ceil(n / width)], ``cols``, ``vals``, ``exact`` [Q, cap]
@@ -305,9 +314,7 @@ def _rank_row(r, bits, q, b, own, delta, c, diag, table, counts):
     s = own[r]
     d = delta[r]
     lo = _min_key(bits, _threshold(s, d, c), table)  # below: cannot reach s
-    y = s + d  # at or above: certainly beat s (x - d - c |x| > s)
-    x = y / (1.0 - c) if y >= 0 else y / (1.0 + c)
-    hi = _min_key(bits, x + 1e-12 * (1.0 + abs(x)), table)
+    hi = _min_key(bits, _certainly_above(s, d, c), table)  # at or above: surely beat s
     above = 0
     for j in range(n):
         above += _key(bits, r, j) >= hi
@@ -333,9 +340,33 @@ def rank_chunk(bits, q, b, own, delta, c, diag, counts):
     """Count, per query row, the bank rows of one chunk whose fp32 score beats its own pair's.
 
     ``bits``, ``q``, ``b``, ``delta``, ``c``: as ``merge_chunk``; ``own`` [Q] float64: the
-    fp32 score of each row's pair; ``diag`` [Q]: the pair's column in the chunk (-1 when
-    outside; a column before it wins a tie, one after loses); ``counts`` [Q] int64: added to.
+    fp32 score of each row's pair; ``diag`` [Q]: the pair's column relative to the chunk's
+    first row (outside [0, n) when the pair lies in another chunk; a column before it wins a
+    tie, one after loses); ``counts`` [Q] int64: added to.
     A bf16 score decides a row alone when the bound puts it clearly above or below ``own``;
     the rows in between are rescored in fp32.
     """
     _rank_chunk(bits, q, b, own, delta, c, diag, TABLE, counts)
+
+
+def warm_up(scores: str) -> None:
+    """Run every kernel of one score format (``fp32`` or ``bf16``) once on tiny inputs: compiles
+    them, or loads them from numba's cache (where an unreadable file raises here, not mid-search).
+    """
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((4, 8)).astype(np.float32)
+    b = rng.standard_normal((16, 8)).astype(np.float32)
+    if scores == "bf16":
+        qh = torch.from_numpy(q).bfloat16()
+        row_norms(q, qh.view(torch.int16).numpy(), np.empty((4, 3)))
+        bh = torch.from_numpy(b).bfloat16()
+        bits = (qh.float() @ bh.float().T).bfloat16().view(torch.int16).numpy()
+    else:
+        bits = (q @ b.T).view(np.int32)
+    k, cap, delta = 2, 16, np.full(4, 0.01)
+    merge_chunk(bits, q, b, delta, 0.004, k, 4, np.full(4, -1), np.full(4, -np.inf),
+                np.empty((4, k), np.float32), np.empty((4, k), np.int64), np.zeros(4, np.int64),
+                0, np.empty((4, 4), np.int32), np.empty((4, cap), np.int64),
+                np.empty((4, cap), np.float32), np.full((4, cap), np.nan, np.float32),
+                np.ones(4, np.bool_))  # fmt: skip
+    rank_chunk(bits, q, b, np.zeros(4), delta, 0.004, np.arange(4), np.ones(4, np.int64))
